@@ -1,0 +1,40 @@
+"""workbench: shard big line-oriented chemistry datasets and search them on Dask or Docker.
+
+    import workbench as wb
+    ds = wb.ingest(["CID-SMILES.gz"], "pubchem", shard_size="64MB")
+    ds = wb.open_dataset("pubchem")
+    table = ds.grep("C(=O)N", fixed=True)
+
+Imports are lazy so the command line starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Dataset": "workbench.dataset.dataset",
+    "open_dataset": "workbench.dataset.dataset",
+    "ingest": "workbench.dataset.ingest",
+    "WorkbenchError": "workbench.errors",
+    "get_backend": "workbench.backends",
+}
+
+if TYPE_CHECKING:
+    from workbench.backends import get_backend
+    from workbench.dataset.dataset import Dataset, open_dataset
+    from workbench.dataset.ingest import ingest
+    from workbench.errors import WorkbenchError
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+__all__ = ["Dataset", "WorkbenchError", "__version__", "get_backend", "ingest", "open_dataset"]

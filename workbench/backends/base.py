@@ -1,0 +1,60 @@
+"""The backend seam: where shard tasks run.
+
+A backend takes a job and a dataset and yields one ``ShardResult`` per shard *as shards finish*
+(any order). It must: run one task per shard with dynamic load balance; raise ``JobError``
+naming the shard when one fails; stop outstanding work when the consumer stops iterating
+(``GeneratorExit``) or on ``KeyboardInterrupt``, leaving no process or container behind.
+Backends are cached per process by ``workbench.backends.get_backend`` so repeated calls
+reuse a started cluster; ``close()`` releases it.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from workbench.dataset.manifest import Manifest, ShardInfo
+from workbench.jobs.base import Job, ShardResult, ShardTask
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or default_workers()
+
+    @abstractmethod
+    def map_shards(self, job: Job, root: Path, manifest: Manifest) -> Iterator[ShardResult]:
+        """Run ``job`` on every shard of the dataset at ``root``; yield results as they finish."""
+
+    def tasks(self, root: Path, shards: list[ShardInfo]) -> list[ShardTask]:
+        """Shard tasks with the dataset root as workers see it (override for remote placement)."""
+        return [ShardTask(str(root), s) for s in ordered_for_balance(shards)]
+
+    def describe(self) -> str:
+        return f"{self.name}:{self.workers}"
+
+    def close(self) -> None:
+        """Release what the backend started (clusters, clients, containers)."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def ordered_for_balance(shards: list[ShardInfo]) -> list[ShardInfo]:
+    """Largest shards first, so a big last shard does not leave the other cores idle."""
+    return sorted(shards, key=lambda s: -s.bytes)

@@ -1,0 +1,79 @@
+"""The ``workbench`` command line: a thin layer over the Python API.
+
+Every command module registers itself on ``app``; heavy imports happen inside commands so
+``workbench grep`` starts fast. Errors become one ``error: …`` line on stderr and exit 2
+(a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="workbench",
+    help="Shard chemistry datasets and search them with one worker per core, on Dask or Docker.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+STATE = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    STATE["debug"] = debug
+
+
+def _register() -> None:
+    from workbench.cli import bench, chem, cluster, containers, data, search  # noqa: F401  (they register commands)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit status."""
+    import click
+
+    from workbench.errors import WorkbenchError
+
+    _register()
+    args = sys.argv[1:] if argv is None else argv
+    STATE["debug"] = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=args, prog_name="workbench", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except click.ClickException as exc:  # usage errors: one line, exit 2
+        if STATE["debug"]:
+            raise
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except WorkbenchError as exc:
+        if STATE["debug"]:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:  # `workbench grep … | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # an unexpected failure still gets one line
+        if STATE["debug"]:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", file=sys.stderr)
+        return 2
+
+
+def run() -> None:  # pragma: no cover - console script
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""CLI commands: bench (placeholder until implemented)."""
+
+from __future__ import annotations
+
+from workbench.cli import app  # noqa: F401

@@ -1,0 +1,98 @@
+"""``Dataset``: an ingested directory of shards, and the searches a notebook runs on it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.dataset.manifest import Manifest, read_manifest
+from workbench.jobs.base import Job
+from workbench.runner import Run
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class Dataset:
+    """A dataset directory: ``manifest.json``, ``shards/``, optionally ``index/``."""
+
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.directory = Path(directory).resolve()
+        self.manifest: Manifest = read_manifest(self.directory)
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"Dataset({str(self.directory)!r}, records={m.records:,}, shards={len(m.shards)})"
+
+    def reload(self) -> None:
+        self.manifest = read_manifest(self.directory)
+
+    def info(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "dataset": str(self.directory),
+            "records": m.records,
+            "rejected": m.rejected,
+            "shards": len(m.shards),
+            "bytes": m.bytes,
+            "sources": m.sources,
+            "input_format": m.input_format,
+            "index": index_state(self),
+            "placement": (m.placement or {}).get("mode"),
+        }
+
+    # -- running jobs ------------------------------------------------------------------
+    def run(self, job: Job, *, backend: str = "local", workers: int | None = None,
+            progress: bool = False, **backend_options: Any) -> Run:
+        """Run any job; iterate the returned ``Run`` for ``ShardResult`` s as shards finish."""
+        from workbench.backends import get_backend
+
+        return Run(job, self.directory, self.manifest,
+                   get_backend(backend, workers=workers, **backend_options), progress=progress)
+
+    def batches(self, job: Job, **run_options: Any) -> Iterator["pa.RecordBatch"]:
+        """One Arrow record batch per finished shard (unordered, before the job's global step)."""
+        from workbench.output import payload_to_batch
+
+        schema = job.schema()
+        for result in self.run(job, **run_options):
+            yield payload_to_batch(result.payload, schema)
+
+    def table(self, job: Job, **run_options: Any) -> "pa.Table":
+        """All results as one Arrow table, after the job's global step (sort, top-K)."""
+        import pyarrow as pa
+
+        schema = job.schema()
+        return job.finish(pa.Table.from_batches(list(self.batches(job, **run_options)), schema=schema))
+
+    def grep(self, pattern: str, *, fixed: bool = False, extended: bool = False, ignore_case: bool = False,
+             engine: str = "gnu", **run_options: Any) -> "pa.Table":
+        """Lines matching ``pattern`` (real grep per shard) as a table of ``cid``, ``smiles``."""
+        return self.table(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
+
+    def grep_batches(self, pattern: str, *, fixed: bool = False, extended: bool = False,
+                     ignore_case: bool = False, engine: str = "gnu", **run_options: Any) -> Iterator["pa.RecordBatch"]:
+        """Streaming form of ``grep``: one record batch per finished shard."""
+        return self.batches(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
+
+
+def _grep_job(pattern: str, fixed: bool, extended: bool, ignore_case: bool, engine: str) -> Job:
+    from workbench.jobs.grep import GrepJob
+
+    return GrepJob(pattern=pattern, fixed=fixed, extended=extended, ignore_case=ignore_case, engine=engine)
+
+
+def index_state(dataset: Dataset) -> str:
+    """'none', 'complete' or 'partial (k/n shards)' for the chemistry index."""
+    shards = dataset.manifest.shards
+    built = sum((dataset.directory / s.index_path).exists() for s in shards)
+    if not dataset.manifest.index or built == 0:
+        return "none"
+    return "complete" if built == len(shards) else f"partial ({built}/{len(shards)} shards)"
+
+
+def open_dataset(directory: str | os.PathLike[str]) -> Dataset:
+    """Open an ingested dataset directory."""
+    return Dataset(directory)

@@ -1,0 +1,105 @@
+"""The dataset manifest: ``DIR/manifest.json`` describing checksummed plain-text shards."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import DatasetError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_NAME = "workbench-dataset"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One shard: ``CID<TAB>SMILES`` lines, at most ``shard_size`` bytes, cut on line boundaries."""
+
+    name: str
+    path: str  # relative to the dataset directory
+    records: int
+    bytes: int
+    sha256: str
+    first_cid: int | None = None
+    last_cid: int | None = None
+
+    @property
+    def index_path(self) -> str:
+        """Where the chemistry index of this shard lives, relative to the dataset directory."""
+        return f"index/{self.name}.parquet"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ShardInfo":
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+@dataclass
+class Manifest:
+    """What ``workbench ingest`` wrote; extended by ``index`` and ``place``."""
+
+    sources: list[str]
+    records: int
+    rejected: int
+    shard_size: int
+    shards: list[ShardInfo]
+    format: str = FORMAT_NAME
+    version: int = FORMAT_VERSION
+    created: str = ""
+    input_format: str = ""
+    index: dict[str, Any] | None = None  # written by `workbench index`
+    placement: dict[str, Any] | None = None  # written by `workbench place`
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.bytes for s in self.shards)
+
+    def shard(self, name: str) -> ShardInfo:
+        for s in self.shards:
+            if s.name == name:
+                return s
+        raise DatasetError(f"no shard named {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bytes"] = self.bytes
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        if d.get("format") != FORMAT_NAME:
+            raise DatasetError("manifest.json is not a workbench dataset manifest")
+        if d.get("version") != FORMAT_VERSION:
+            raise DatasetError(
+                f"dataset format version {d.get('version')} is not supported (this workbench reads {FORMAT_VERSION})"
+            )
+        known = set(cls.__dataclass_fields__)
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["shards"] = [ShardInfo.from_dict(s) for s in d["shards"]]
+        return cls(**kw)
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
+    """Load ``DIR/manifest.json``; a missing or broken one is a ``DatasetError``."""
+    path = Path(directory) / MANIFEST_NAME
+    if not Path(directory).is_dir():
+        raise DatasetError(f"dataset {str(directory)!r} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{str(directory)!r} is not a dataset (no {MANIFEST_NAME}); create one with `workbench ingest`") from None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+    return Manifest.from_dict(data)
+
+
+def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> None:
+    """Write the manifest atomically (temporary file + rename)."""
+    path = Path(directory) / MANIFEST_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=1) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,147 @@
+"""The job seam: what runs on one shard and yields records.
+
+A job is a small picklable dataclass. ``run(task)`` executes on a worker (a Dask thread or
+process, a remote node) and returns the shard's result lines as TSV bytes in the job's column
+order, so every backend can stream them unchanged: the CLI writes them as they are, the API
+turns them into Arrow record batches. ``command(task)`` gives the same work as an argv for
+backends that run commands (containers); ``None`` means "run the Python worker entry point".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from workbench.dataset.manifest import ShardInfo
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from workbench.dataset.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard as seen where the task runs: ``root`` is the dataset directory on that node."""
+
+    root: str
+    shard: ShardInfo
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, self.shard.path)
+
+    @property
+    def index_path(self) -> str:
+        return os.path.join(self.root, self.shard.index_path)
+
+
+@dataclass
+class ShardOutput:
+    """What a job produced for one shard: TSV lines (``\\n``-terminated) and a hit count."""
+
+    payload: bytes
+    hits: int
+
+
+@dataclass
+class ShardResult:
+    """A finished shard, with where and how long it ran."""
+
+    shard: str
+    payload: bytes
+    hits: int
+    bytes: int
+    records: int
+    seconds: float
+    worker: str
+    node: str
+
+    def stats(self) -> dict[str, Any]:
+        d = asdict(self)
+        del d["payload"]
+        return d
+
+
+Column = tuple[str, str]  # (name, arrow type name)
+
+
+class Job(ABC):
+    """Base class of every job. Subclasses are dataclasses registered in ``workbench.jobs.JOBS``."""
+
+    name: ClassVar[str]
+    columns: ClassVar[tuple[Column, ...]] = (("cid", "int64"), ("smiles", "string"))
+    #: "threads" when the work runs in a subprocess or releases the GIL, else "processes".
+    executor: ClassVar[Literal["threads", "processes"]] = "threads"
+    #: True when ``payload`` is empty and only ``hits`` matters (``-c``).
+    count_only: bool = False
+
+    def prepare(self, manifest: "Manifest") -> None:
+        """Validate on the client before any shard runs (bad pattern, missing tool, no index)."""
+
+    @abstractmethod
+    def run(self, task: ShardTask) -> ShardOutput:
+        """Do the work for one shard, on the worker."""
+
+    def command(self, task: ShardTask) -> list[str] | None:
+        """The same work as an argv whose stdout ``parse_output`` reads, or None."""
+        return None
+
+    def parse_output(self, stdout: bytes) -> ShardOutput:
+        """Turn the stdout of ``command`` (or of the worker entry point) into a ShardOutput."""
+        if self.count_only:
+            text = stdout.strip()
+            return ShardOutput(b"", int(text) if text else 0)
+        return ShardOutput(stdout, stdout.count(b"\n"))
+
+    def finish(self, table: "pa.Table") -> "pa.Table":
+        """A global step after every shard (sorting, top-K). Default: none."""
+        return table
+
+    def finish_payloads(self, payloads: list[bytes]) -> list[bytes] | None:
+        """Like ``finish`` for the CLI's line stream; None means lines stream as shards finish."""
+        return None
+
+    # -- (de)serialisation: the container worker entry point receives a job as JSON --
+    def spec(self) -> dict[str, Any]:
+        return {"job": self.name, **{f.name: getattr(self, f.name) for f in fields(self)}}  # type: ignore[arg-type]
+
+    def schema(self) -> "pa.Schema":
+        import pyarrow as pa
+
+        return pa.schema([(n, pa.type_for_alias(t)) for n, t in self.columns])
+
+
+def run_shard(job: Job, task: ShardTask) -> ShardResult:
+    """Execute ``job`` on ``task`` and time it; this is the function every backend ships."""
+    start = time.perf_counter()
+    out = job.run(task)
+    return ShardResult(
+        shard=task.shard.name,
+        payload=out.payload,
+        hits=out.hits,
+        bytes=task.shard.bytes,
+        records=task.shard.records,
+        seconds=time.perf_counter() - start,
+        worker=worker_name(),
+        node=node_name(),
+    )
+
+
+def node_name() -> str:
+    """The node a task ran on: ``WORKBENCH_NODE`` (set by cluster workers) or the hostname."""
+    return os.environ.get("WORKBENCH_NODE") or socket.gethostname()
+
+
+def worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().name if isinstance(get_worker().name, str) else str(get_worker().address)
+    except Exception:
+        return f"{os.getpid()}/{threading.current_thread().name}"
