@@ -34,8 +34,6 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit status."""
-    import click
-
     from workbench.errors import WorkbenchError
 
     _register()
@@ -45,24 +43,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = command.main(args=args, prog_name="workbench", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("error: interrupted", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except click.ClickException as exc:  # usage errors: one line, exit 2
-        if STATE["debug"]:
-            raise
-        print(f"error: {exc.format_message()}", file=sys.stderr)
-        return 2
     except WorkbenchError as exc:
         if STATE["debug"]:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except typer.TyperException as exc:  # usage errors (typer's click): one line, exit 2
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(exc.ctx.get_help())  # type: ignore[attr-defined]
+            return 0
+        if STATE["debug"]:
+            raise
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `workbench grep … | head`
         import os
 

@@ -1,4 +1,93 @@
-"""CLI commands: ingest, info, datasets."""
+"""CLI commands: ``ingest``, ``info``, ``datasets list|fetch``."""
+
 from __future__ import annotations
 
-from workbench.cli import app  # noqa: F401
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from workbench.cli import app
+from workbench.cli.common import DatasetOpt
+
+datasets_app = typer.Typer(help="Dataset recipes: real molecules to try workbench on.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+def _summary(ds: "object") -> str:
+    info = ds.info()  # type: ignore[attr-defined]
+    text = (f"{info['records']:,} records in {info['shards']} shards ({info['bytes'] / 1e6:,.1f} MB), "
+            f"{info['rejected']:,} rejected")
+    if info["rejected"]:
+        text += f" (see {info['dataset']}/rejects.tsv)"
+    return text
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="Input files (plain or .gz), or - for stdin.")],
+    dataset: DatasetOpt,
+    shard_size: Annotated[str, typer.Option("--shard-size", help="Largest shard, e.g. 64MB, 512kB.")] = "64MB",
+    fmt: Annotated[str, typer.Option("--format", help="auto, cid-smiles, smi or sdf.")] = "auto",
+    smiles_field: Annotated[Optional[str], typer.Option("--smiles-field", help="SD field holding SMILES.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset directory.")] = False,
+) -> None:
+    """Shard SOURCES into checksummed CID<TAB>SMILES shards in --dataset DIR."""
+    from workbench.dataset.ingest import ingest as run_ingest
+
+    ds = run_ingest(sources, dataset, shard_size=shard_size, format=fmt, force=force, smiles_field=smiles_field)
+    print(f"ingested {_summary(ds)} into {ds.directory}", file=sys.stderr)
+
+
+@app.command()
+def info(
+    dataset: DatasetOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Summarise a dataset: records, rejected, shards, bytes, index state."""
+    from workbench.dataset.dataset import open_dataset
+
+    facts = open_dataset(dataset).info()
+    if as_json:
+        print(json.dumps(facts, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key, value in facts.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else ", ".join(value) if isinstance(value, list) else str(value))
+    Console().print(table)
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the dataset recipes."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from workbench.dataset.recipes import RECIPES
+
+    table = Table("name", "records", "source")
+    for recipe in RECIPES.values():
+        table.add_row(recipe.name, recipe.size, recipe.description)
+    Console().print(table)
+
+
+@datasets_app.command("fetch")
+def datasets_fetch(
+    name: Annotated[str, typer.Argument(help="Recipe name (see `workbench datasets list`).")],
+    dataset: DatasetOpt,
+    shard_size: Annotated[str, typer.Option("--shard-size")] = "64MB",
+    force: Annotated[bool, typer.Option("--force")] = False,
+) -> None:
+    """Fetch a recipe's molecules and ingest them into --dataset DIR."""
+    from workbench.dataset.recipes import fetch
+
+    ds = fetch(name, dataset, shard_size=shard_size, force=force)
+    print(f"{name}: ingested {_summary(ds)} into {ds.directory}", file=sys.stderr)
+
+
+__all__ = ["datasets_app", "Path"]

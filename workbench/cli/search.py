@@ -1,4 +1,42 @@
-"""CLI commands: ingest, info, datasets."""
+"""CLI commands: ``grep``."""
+
 from __future__ import annotations
 
-from workbench.cli import app  # noqa: F401
+from typing import Annotated
+
+import typer
+
+from workbench.cli import app
+from workbench.cli.common import (BackendOpt, ClusterOpt, CountOpt, DatasetOpt, DockerHostOpt, ImageOpt, OutputOpt,
+                                  SchedulerOpt, StatsJsonOpt, StatsOpt, WorkersOpt, backend_options, run_and_emit)
+
+
+@app.command()
+def grep(
+    pattern: Annotated[str, typer.Argument(help="The pattern, passed to the tool as one argument (-e).")],
+    dataset: DatasetOpt,
+    fixed: Annotated[bool, typer.Option("--fixed-strings", "-F", help="PATTERN is a literal string.")] = False,
+    extended: Annotated[bool, typer.Option("--extended-regexp", "-E", help="PATTERN is an extended regex.")] = False,
+    ignore_case: Annotated[bool, typer.Option("--ignore-case", "-i")] = False,
+    count: CountOpt = False,
+    engine: Annotated[str, typer.Option("--engine", help="gnu, ripgrep or busybox.")] = "gnu",
+    backend: BackendOpt = "local",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
+    docker_host: DockerHostOpt = None,
+    image: ImageOpt = None,
+    output: OutputOpt = None,
+    stats: StatsOpt = False,
+    stats_json: StatsJsonOpt = None,
+) -> None:
+    """Print the CID<TAB>SMILES lines matching PATTERN, shard by shard, with the real grep.
+
+    Exit status like grep: 0 lines found, 1 none, 2 error.
+    """
+    from workbench.jobs.grep import GrepJob
+
+    job = GrepJob(pattern=pattern, fixed=fixed, extended=extended, ignore_case=ignore_case, engine=engine,
+                  count_only=count)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
+    raise typer.Exit(run_and_emit(job, dataset, opts, output=output, count=count, stats=stats, stats_json=stats_json))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -139,9 +140,13 @@ def node_name() -> str:
 
 
 def worker_name() -> str:
-    try:
-        from distributed import get_worker
+    """The Dask worker's name inside a distributed worker, else ``pid/thread``."""
+    if "distributed" in sys.modules:  # never import distributed just to ask (it costs ~0.3 s)
+        try:
+            from distributed import get_worker
 
-        return get_worker().name if isinstance(get_worker().name, str) else str(get_worker().address)
-    except Exception:
-        return f"{os.getpid()}/{threading.current_thread().name}"
+            worker = get_worker()
+            return str(worker.name)
+        except ValueError:
+            pass
+    return f"{os.getpid()}/{threading.current_thread().name}"

@@ -1,0 +1,109 @@
+"""Dask distributed: an existing scheduler (``--scheduler``) or a cluster file's cluster (``--cluster``).
+
+``stream_futures`` is shared with the local backend's process cluster: one future per shard,
+yielded as they complete; a failure is reported by shard name and cancels the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.backends.base import Backend
+from workbench.errors import BackendError, JobError, WorkbenchError
+from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from workbench.dataset.manifest import Manifest
+
+Placed = tuple[ShardTask, "list[str] | None"]
+
+
+def stream_futures(client: "Client", job: Job, placed: Sequence[Placed]) -> Iterator[ShardResult]:
+    """Submit one task per shard (optionally restricted to workers) and yield results as they finish."""
+    from distributed import as_completed
+
+    futures = {}
+    for task, workers in placed:
+        future = client.submit(run_shard, job, task, pure=False, key=f"{job.name}-{task.shard.name}-{_token()}",
+                               workers=workers, allow_other_workers=False if workers else False)
+        futures[future] = task
+    try:
+        for future in as_completed(list(futures)):
+            if future.status == "error":
+                exc = future.exception()
+                raise JobError(f"shard {futures[future].shard.name} failed: {_describe(exc)}")
+            if future.status == "cancelled":
+                raise BackendError(f"shard {futures[future].shard.name} was cancelled (a worker was lost?)")
+            result = future.result()
+            future.release()
+            yield result
+    finally:
+        client.cancel(list(futures))
+
+
+def _describe(exc: BaseException | None) -> str:
+    if isinstance(exc, WorkbenchError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:8]
+
+
+def connect(address: str, timeout: float = 10) -> "Client":
+    """A client of the scheduler at ``address``; an unreachable one is a ``BackendError``."""
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - dask[distributed] is a dependency
+        raise BackendError("the dask backend needs dask[distributed]: pip install 'dask[distributed]'") from exc
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise BackendError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    except ValueError as exc:
+        raise BackendError(f"invalid Dask scheduler address {address!r}: {exc}") from None
+
+
+class DaskBackend(Backend):
+    """Shard tasks on an existing Dask cluster; with ``cluster=`` tasks follow shard placement."""
+
+    name = "dask"
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, cluster: str | None = None):
+        if not scheduler and not cluster:
+            raise WorkbenchError("--backend dask needs --scheduler tcp://HOST:PORT or --cluster FILE")
+        self.cluster = cluster
+        if scheduler is None:
+            from workbench.cluster.daskcluster import scheduler_address
+
+            scheduler = scheduler_address(str(cluster))
+        self.address = scheduler
+        self.client = connect(scheduler)
+        threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
+        super().__init__(workers or threads or 1)
+
+    def placed_tasks(self, root: Path, manifest: "Manifest") -> list[Placed]:
+        if self.cluster:
+            from workbench.cluster.locality import locality_tasks
+
+            return locality_tasks(root, manifest, str(self.cluster))
+        return [(t, None) for t in self.tasks(root, manifest.shards)]
+
+    def map_shards(self, job: Job, root: Path, manifest: "Manifest") -> Iterator[ShardResult]:
+        yield from stream_futures(self.client, job, self.placed_tasks(root, manifest))
+
+    def describe(self) -> str:
+        return f"dask:{self.address}"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def info(self) -> dict[str, Any]:
+        return self.client.scheduler_info()

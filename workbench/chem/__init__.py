@@ -1,0 +1,25 @@
+"""RDKit helpers for the chemistry jobs: parsing, fingerprints as uint64 words, screening, Tanimoto.
+
+Everything here runs on workers as well as on the client; RDKit and numpy are imported at module
+level, so import this package only where chemistry is actually needed.
+"""
+
+from workbench.chem.fingerprints import (
+    FINGERPRINTS,
+    FP_BYTES,
+    FP_WORDS,
+    morgan_fp,
+    pattern_fp,
+    popcounts,
+    screen,
+    tanimoto,
+    words,
+)
+from workbench.chem.molecules import mol_from_pickle, mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
+from workbench.chem.query import similarity_query, substructure_query
+
+__all__ = [
+    "FINGERPRINTS", "FP_BYTES", "FP_WORDS", "morgan_fp", "mol_from_pickle", "mol_to_pickle", "parse_smiles",
+    "pattern_fp", "popcounts", "quiet_rdkit", "read_shard_records", "screen", "similarity_query",
+    "substructure_query", "tanimoto", "words",
+]

@@ -1,0 +1,43 @@
+"""Molecules: SMILES parsing exactly as the ground truth does it, binary pickles, shard records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rdkit import Chem, RDLogger
+
+
+def quiet_rdkit() -> None:
+    """Silence RDKit's per-molecule error log (unparsable records are counted and listed instead)."""
+    RDLogger.DisableLog("rdApp.*")
+
+
+def parse_smiles(smiles: str) -> Chem.Mol | None:
+    """``Chem.MolFromSmiles`` with default sanitisation (the reference); None when RDKit rejects it."""
+    return Chem.MolFromSmiles(smiles)
+
+
+def mol_to_pickle(mol: Chem.Mol) -> bytes:
+    """RDKit's binary pickle of a sanitised molecule (no properties: search does not need them)."""
+    return mol.ToBinary()
+
+
+def mol_from_pickle(data: bytes) -> Chem.Mol:
+    """A molecule back from its pickle, already sanitised: no SMILES parsing, no perception."""
+    return Chem.Mol(data)
+
+
+def read_shard_records(path: str, batch: int = 20_000) -> Iterator[tuple[list[int], list[str]]]:
+    """``CID<TAB>SMILES`` lines of a shard as batches of (cids, smiles), bounded memory."""
+    cids: list[int] = []
+    smiles: list[str] = []
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        for line in fh:
+            cid, _, smi = line.rstrip("\n").partition("\t")
+            cids.append(int(cid))
+            smiles.append(smi)
+            if len(cids) >= batch:
+                yield cids, smiles
+                cids, smiles = [], []
+    if cids:
+        yield cids, smiles

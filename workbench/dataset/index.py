@@ -1,0 +1,245 @@
+"""The chemistry index: one Parquet file per shard at ``ShardInfo.index_path``.
+
+Format ``workbench-chem-index`` version 1. Columns, one row per shard line, in shard order:
+
+=========  ==========================  ===================================================
+cid        int64                       the record's CID
+smiles     string                      the SMILES as stored in the shard
+mol        binary (null: unparsable)   RDKit binary pickle of ``Chem.MolFromSmiles(smiles)``
+pattern    fixed_size_binary(256)      RDKit pattern fingerprint, 2048 bits (screen)
+morgan     fixed_size_binary(256)      Morgan radius 2, 2048 bits (similarity)
+=========  ==========================  ===================================================
+
+Records RDKit cannot parse keep their row with null ``mol``/``pattern``/``morgan``: they are
+counted and listed, never dropped. The file's key-value metadata ``workbench.index`` holds the
+parameters and the sha256 of the shard it was built from; the manifest's ``index`` dict holds the
+same parameters plus, per shard, ``sha256``, ``records`` and ``invalid``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.dataset.manifest import Manifest, ShardInfo
+from workbench.errors import IndexError_
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+INDEX_FORMAT = "workbench-chem-index"
+INDEX_VERSION = 1
+META_KEY = b"workbench.index"
+INVALID_LIST = "index/invalid.tsv"
+ROW_GROUP = 20_000
+
+
+def index_params() -> dict[str, Any]:
+    """What an index must have been built with for this workbench to search it."""
+    import rdkit
+
+    from workbench.chem.fingerprints import FINGERPRINTS
+
+    return {"format": INDEX_FORMAT, "version": INDEX_VERSION, "rdkit": rdkit.__version__,
+            "fingerprints": FINGERPRINTS}
+
+
+def incompatibility(recorded: dict[str, Any] | None) -> str | None:
+    """Why an index with ``recorded`` parameters cannot be searched here, or None if it can."""
+    if not recorded:
+        return None
+    want = index_params()
+    if recorded.get("format") != INDEX_FORMAT or recorded.get("version") != INDEX_VERSION:
+        return f"index format {recorded.get('format')} v{recorded.get('version')} (this workbench reads v{INDEX_VERSION})"
+    if _release(recorded.get("rdkit")) != _release(want["rdkit"]):
+        return f"the index was built with RDKit {recorded.get('rdkit')}, this is RDKit {want['rdkit']}"
+    if recorded.get("fingerprints") != want["fingerprints"]:
+        return f"the index fingerprints {recorded.get('fingerprints')} differ from {want['fingerprints']}"
+    return None
+
+
+def _release(version: Any) -> str:
+    """RDKit release (``2026.09``): fingerprint definitions only change between releases."""
+    return ".".join(str(version).split(".")[:2])
+
+
+def check_index(manifest: Manifest) -> None:
+    """Refuse to search an index built with incompatible parameters."""
+    reason = incompatibility(manifest.index)
+    if reason:
+        raise IndexError_(f"cannot use the chemistry index: {reason}; re-run `workbench index` to rebuild it")
+
+
+def index_schema() -> "pa.Schema":
+    import pyarrow as pa
+
+    from workbench.chem.fingerprints import FP_BYTES
+
+    return pa.schema([("cid", pa.int64()), ("smiles", pa.string()), ("mol", pa.binary()),
+                      ("pattern", pa.binary(FP_BYTES)), ("morgan", pa.binary(FP_BYTES))])
+
+
+# -- building one shard (runs on a worker) ------------------------------------------------
+def build_shard_index(shard_path: str, index_path: str, shard: ShardInfo) -> list[tuple[int, str]]:
+    """Index one shard in row groups (bounded memory); return the records RDKit cannot parse.
+
+    The file is written beside its final name and renamed, so a reader never sees half an index.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workbench.chem.fingerprints import morgan_fp, pattern_fp
+    from workbench.chem.molecules import mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
+
+    quiet_rdkit()
+    schema = index_schema()
+    invalid: list[tuple[int, str]] = []
+    records = 0
+    Path(index_path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{index_path}.tmp-{os.getpid()}"
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for cids, smiles in read_shard_records(shard_path, ROW_GROUP):
+                pickles: list[bytes | None] = []
+                patterns: list[bytes | None] = []
+                morgans: list[bytes | None] = []
+                for cid, smi in zip(cids, smiles):
+                    mol = parse_smiles(smi)
+                    if mol is None:
+                        invalid.append((cid, smi))
+                        pickles.append(None), patterns.append(None), morgans.append(None)
+                        continue
+                    pickles.append(mol_to_pickle(mol))
+                    patterns.append(pattern_fp(mol))
+                    morgans.append(morgan_fp(mol))
+                records += len(cids)
+                writer.write_batch(pa.record_batch([cids, smiles, pickles, patterns, morgans], schema=schema),
+                                   row_group_size=ROW_GROUP)
+            meta = {**index_params(), "shard": shard.name, "shard_sha256": shard.sha256,
+                    "records": records, "invalid": len(invalid)}
+            writer.add_key_value_metadata({META_KEY: json.dumps(meta).encode()})
+        os.replace(tmp, index_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return invalid
+
+
+def read_index_meta(index_path: str) -> dict[str, Any] | None:
+    """The ``workbench.index`` metadata of one index file, or None if absent or unreadable."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(index_path).metadata or {}
+        return json.loads(meta[META_KEY])
+    except (OSError, KeyError, ValueError):
+        return None
+    except Exception:  # pyarrow raises ArrowInvalid for a truncated file
+        return None
+
+
+def shard_index_usable(index_path: str, shard: ShardInfo) -> bool:
+    """True when the index file exists, is compatible and was built from this exact shard."""
+    meta = read_index_meta(index_path)
+    return bool(meta) and incompatibility(meta) is None and meta.get("shard_sha256") == shard.sha256
+
+
+# -- incremental builds (client side) -----------------------------------------------------
+def stale_shards(root: Path, manifest: Manifest, force: bool = False) -> list[ShardInfo]:
+    """Shards whose index is missing, built from other bytes or with other parameters."""
+    if force or not manifest.index or incompatibility(manifest.index):
+        return list(manifest.shards)
+    built = manifest.index.get("shards", {})
+    return [s for s in manifest.shards
+            if built.get(s.name, {}).get("sha256") != s.sha256 or not (root / s.index_path).exists()]
+
+
+def record_built(manifest: Manifest, built: dict[str, dict[str, Any]], reset: bool) -> None:
+    """Merge per-shard build results into ``manifest.index`` (dropping shards no longer present)."""
+    previous = {} if reset or not manifest.index else dict(manifest.index.get("shards", {}))
+    previous.update(built)
+    names = {s.name for s in manifest.shards}
+    manifest.index = {**index_params(), "shards": {k: v for k, v in previous.items() if k in names}}
+
+
+def invalid_records(root: Path, manifest: Manifest) -> "pa.Table":
+    """Every record RDKit cannot parse, over all indexed shards, as a table of cid, smiles."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = []
+    for shard in manifest.shards:
+        path = root / shard.index_path
+        if (manifest.index or {}).get("shards", {}).get(shard.name, {}).get("invalid") and path.exists():
+            t = pq.read_table(path, columns=["cid", "smiles", "mol"])
+            tables.append(t.filter(pc.is_null(t["mol"])).select(["cid", "smiles"]))
+    schema = pa.schema([("cid", pa.int64()), ("smiles", pa.string())])
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def write_invalid_list(root: Path, table: "pa.Table") -> Path:
+    """``index/invalid.tsv``: ``CID<TAB>SMILES`` of every unparsable record."""
+    path = root / INVALID_LIST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
+        for cid, smi in zip(table["cid"].to_pylist(), table["smiles"].to_pylist()):
+            fh.write(f"{cid}\t{smi}\n")
+    return path
+
+
+@dataclass
+class IndexReport:
+    """What ``Dataset.build_index`` did."""
+
+    shards: int
+    built: int
+    up_to_date: int
+    records: int
+    invalid: "pa.Table"  # cid, smiles of every record RDKit cannot parse (all shards)
+    invalid_list: Path
+    stats: Any = None  # RunStats of the build (None when nothing needed building)
+
+    def summary(self) -> str:
+        return (f"index: {self.shards} shards ({self.built} built, {self.up_to_date} up to date), "
+                f"{self.records:,} records, {self.invalid.num_rows:,} RDKit cannot parse"
+                + (f" (listed in {self.invalid_list})" if self.invalid.num_rows else ""))
+
+
+def build_index(dataset: Any, *, force: bool = False, backend: str = "local", workers: int | None = None,
+                progress: bool = False, **backend_options: Any) -> IndexReport:
+    """Build or refresh the index of ``dataset``: one task per stale shard, manifest updated."""
+    from dataclasses import replace
+
+    from workbench.backends import get_backend
+    from workbench.dataset.manifest import write_manifest
+    from workbench.jobs.indexing import IndexJob
+    from workbench.runner import Run
+
+    root, manifest = dataset.directory, dataset.manifest
+    todo = stale_shards(root, manifest, force)
+    reset = force or not manifest.index or incompatibility(manifest.index) is not None
+    built: dict[str, dict[str, Any]] = {}
+    stats = None
+    if todo:
+        run = Run(IndexJob(), root, replace(manifest, shards=todo),
+                  get_backend(backend, workers=workers, **backend_options), progress=progress)
+        try:
+            for result in run:
+                shard = manifest.shard(result.shard)
+                built[shard.name] = {"sha256": shard.sha256, "records": shard.records, "invalid": result.hits}
+        finally:  # keep what finished, even when interrupted
+            if built or reset:
+                record_built(manifest, built, reset)
+                write_manifest(root, manifest)
+        stats = run.stats
+    elif manifest.index is None:
+        record_built(manifest, {}, True)
+        write_manifest(root, manifest)
+    invalid = invalid_records(root, manifest)
+    return IndexReport(shards=len(manifest.shards), built=len(todo), up_to_date=len(manifest.shards) - len(todo),
+                       records=manifest.records, invalid=invalid,
+                       invalid_list=write_invalid_list(root, invalid), stats=stats)
