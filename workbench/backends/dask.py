@@ -29,10 +29,10 @@ def stream_futures(client: "Client", job: Job, placed: Sequence[Placed]) -> Iter
     futures = {}
     for task, workers in placed:
         future = client.submit(run_shard, job, task, pure=False, key=f"{job.name}-{task.shard.name}-{_token()}",
-                               workers=workers, allow_other_workers=False if workers else False)
+                               workers=workers, allow_other_workers=False)
         futures[future] = task
     try:
-        for future in as_completed(list(futures)):
+        for future in as_completed(list(futures), loop=client.loop):
             if future.status == "error":
                 exc = future.exception()
                 raise JobError(f"shard {futures[future].shard.name} failed: {_describe(exc)}")
