@@ -41,6 +41,9 @@ def scheduler(tmp_path_factory):
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
+        from workbench.backends import close_all
+
+        close_all()  # disconnect cached clients before the scheduler goes away
         for proc in reversed(procs):
             proc.terminate()
         for proc in procs:

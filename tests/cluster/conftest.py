@@ -1,0 +1,87 @@
+"""A real 3-node testbed (network namespaces + sshd) shared by the cluster tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import require
+
+NODES = 3
+
+
+def testbed_missing() -> str | None:
+    """Why a testbed cannot be built here, or None."""
+    if os.geteuid() != 0:
+        return "not root (the testbed creates network namespaces)"
+    for tool in ("ip", "unshare", "mount"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed"
+    if not (shutil.which("sshd") or Path("/usr/sbin/sshd").exists()):
+        return "sshd (openssh-server) is not installed"
+    return None
+
+
+def require_testbed() -> None:
+    why = testbed_missing()
+    require("ssh", why is None, why or "")
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cluster file of a running 3-node testbed; torn down (and checked) at the end."""
+    require_testbed()
+    from workbench.cluster.testbed import testbed_down, testbed_up
+
+    cluster_file = testbed_up(tmp_path_factory.mktemp("testbed") / "cluster.toml", NODES)
+    yield cluster_file
+    testbed_down(cluster_file)
+
+
+@pytest.fixture(scope="session")
+def placed(testbed: Path, nci_dataset, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the NCI dataset placed on the testbed with 2 replicas (tests restore what they break)."""
+    import workbench as wb
+    from workbench.cluster.placement import place
+
+    copy = tmp_path_factory.mktemp("placed") / "nci"
+    shutil.copytree(nci_dataset.directory, copy)
+    place(copy, testbed, "local", replicas=2)
+    return wb.open_dataset(copy)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(testbed: Path, placed) -> Path:
+    """``cluster up`` on the testbed for the session; ``cluster down`` at the end."""
+    from workbench.cluster.daskcluster import cluster_down, cluster_up
+
+    cluster_up(testbed, timeout=120)
+    yield testbed
+    from workbench.cluster.daskcluster import is_up
+
+    if is_up(testbed):
+        cluster_down(testbed)
+
+
+def cluster_variant(cluster_file: Path, target: Path, *, head: dict | None = None,
+                    nodes: dict[str, dict] | None = None, extra_nodes: list[dict] | None = None) -> Path:
+    """A copy of a cluster file with some settings changed (per node by name)."""
+    from workbench.cluster.inventory import dump_cluster
+
+    data = tomllib.loads(Path(cluster_file).read_text())
+    data["cluster"].update(head or {})
+    for node in data["nodes"]:
+        node.update((nodes or {}).get(node["name"], {}))
+    target.write_text(dump_cluster(data["cluster"], data["nodes"] + (extra_nodes or [])))
+    return target
+
+
+def node_file(cluster_file: Path, node: str, placed_dataset, rel: str) -> Path:
+    """Where a placed file lives on a testbed node, as a host path."""
+    from workbench.cluster.testbed import node_storage
+
+    return node_storage(cluster_file, node) / placed_dataset.manifest.placement["dataset_id"] / rel
