@@ -92,7 +92,7 @@ def test_empty_result_is_an_empty_table(nci_indexed):
 
 @pytest.mark.parametrize("query, smiles, message", [
     ("C(", False, "invalid SMARTS 'C('"),
-    ("[Xx]", False, "invalid SMARTS"),
+    ("[C", False, "invalid SMARTS"),
     ("", False, "invalid SMARTS ''"),
     ("c1cccc1", True, "invalid SMILES 'c1cccc1'"),
 ])
@@ -110,4 +110,4 @@ def test_unparsable_records_never_match_and_never_fail(unparsable_dataset, tmp_p
     assert rows(unparsable_dataset.substructure("*")) == parsable  # text scan
     indexed = indexed_copy(unparsable_dataset.directory, tmp_path / "ds")
     assert rows(indexed.substructure("*")) == parsable  # index
-    assert rows(indexed.substructure("C1CC", smiles=False)) == substructure_truth(records, "C1CC")
+    assert rows(indexed.substructure("CC(C)C")) == substructure_truth(records, "CC(C)C")

@@ -43,15 +43,15 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def placed(testbed: Path, nci_dataset, tmp_path_factory: pytest.TempPathFactory):
-    """A copy of the NCI dataset placed on the testbed with 2 replicas (tests restore what they break)."""
+def placed(testbed: Path, nci_smi: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The NCI set in ~8 shards placed on the testbed with 2 replicas (tests restore what they break)."""
     import workbench as wb
     from workbench.cluster.placement import place
 
-    copy = tmp_path_factory.mktemp("placed") / "nci"
-    shutil.copytree(nci_dataset.directory, copy)
-    place(copy, testbed, "local", replicas=2)
-    return wb.open_dataset(copy)
+    ds = wb.ingest([nci_smi], tmp_path_factory.mktemp("placed") / "nci", shard_size="32kB")
+    place(ds.directory, testbed, "local", replicas=2)
+    ds.reload()
+    return ds
 
 
 @pytest.fixture(scope="session")

@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=args, prog_name="workbench", standalone_mode=False)
-        return rv if isinstance(rv, int) else 0
+        code = rv if isinstance(rv, int) else 0
     except typer.Exit as exc:
-        return exc.exit_code
+        code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", file=sys.stderr)
         return 2
+    if code == 130:  # typer turns KeyboardInterrupt into exit 130
+        print("error: interrupted", file=sys.stderr)
+    return code
 
 
 def run() -> None:  # pragma: no cover - console script

@@ -1,5 +1,100 @@
-"""CLI commands: chem (placeholder until implemented)."""
+"""CLI commands: ``index``, ``substructure``, ``similar`` (RDKit chemistry on a dataset)."""
 
 from __future__ import annotations
 
-from workbench.cli import app  # noqa: F401
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from workbench.cli import app
+from workbench.cli.common import (BackendOpt, ClusterOpt, CountOpt, DatasetOpt, DockerHostOpt, ImageOpt, OutputOpt,
+                                  SchedulerOpt, StatsJsonOpt, StatsOpt, WorkersOpt, backend_options, run_and_emit)
+
+
+@app.command()
+def index(
+    dataset: DatasetOpt,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild every shard, even those up to date.")] = False,
+    backend: BackendOpt = "local",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
+    docker_host: DockerHostOpt = None,
+    image: ImageOpt = None,
+    stats: StatsOpt = False,
+    stats_json: StatsJsonOpt = None,
+) -> None:
+    """Build the chemistry index beside each shard (pickled molecules, pattern and Morgan fingerprints).
+
+    Only shards that changed since the last build (or have no index) are rebuilt. Records RDKit
+    cannot parse are counted and listed in DIR/index/invalid.tsv.
+    """
+    from workbench.dataset.dataset import open_dataset
+
+    ds = open_dataset(dataset)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
+    report = ds.build_index(force=force, progress=sys.stderr.isatty(), **opts)
+    print(report.summary(), file=sys.stderr)
+    if report.stats is not None:
+        if stats:
+            print(report.stats.summary(), file=sys.stderr)
+        if stats_json:
+            report.stats.write_json(stats_json)
+
+
+@app.command()
+def substructure(
+    query: Annotated[str, typer.Argument(help="SMARTS query (a SMILES query with --smiles).")],
+    dataset: DatasetOpt,
+    smiles: Annotated[bool, typer.Option("--smiles", help="QUERY is SMILES, not SMARTS.")] = False,
+    count: CountOpt = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N results (lowest CIDs).")] = None,
+    backend: BackendOpt = "local",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
+    docker_host: DockerHostOpt = None,
+    image: ImageOpt = None,
+    output: OutputOpt = None,
+    stats: StatsOpt = False,
+    stats_json: StatsJsonOpt = None,
+) -> None:
+    """Print CID<TAB>SMILES of every record whose molecule has a substructure match for QUERY.
+
+    Exactly RDKit's HasSubstructMatch with default parameters; no cap on results unless --limit.
+    Exit status like grep: 0 found, 1 none, 2 error.
+    """
+    from workbench.jobs.substructure import SubstructureJob
+
+    job = SubstructureJob(query=query, smiles=smiles, limit=limit, count_only=count)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
+    raise typer.Exit(run_and_emit(job, dataset, opts, output=output, count=count, stats=stats, stats_json=stats_json))
+
+
+@app.command()
+def similar(
+    smiles: Annotated[str, typer.Argument(help="Query molecule as SMILES.")],
+    dataset: DatasetOpt,
+    threshold: Annotated[float, typer.Option("--threshold", "-t", min=0.0, max=1.0,
+                                             help="Lowest Tanimoto similarity to report.")] = 0.7,
+    top: Annotated[Optional[int], typer.Option("--top", "-k", min=1, help="Only the K most similar.")] = None,
+    backend: BackendOpt = "local",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
+    docker_host: DockerHostOpt = None,
+    image: ImageOpt = None,
+    output: OutputOpt = None,
+    stats: StatsOpt = False,
+    stats_json: StatsJsonOpt = None,
+) -> None:
+    """Print CID<TAB>SMILES<TAB>SIMILARITY, most similar first (Morgan radius 2, 2048 bits, Tanimoto).
+
+    Exit status: 0 found, 1 none, 2 error.
+    """
+    from workbench.jobs.similarity import SimilarityJob
+
+    job = SimilarityJob(smiles=smiles, threshold=threshold, top=top)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
+    raise typer.Exit(run_and_emit(job, dataset, opts, output=output, stats=stats, stats_json=stats_json))

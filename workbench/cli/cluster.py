@@ -1,5 +1,140 @@
-"""CLI commands: cluster (placeholder until implemented)."""
+"""CLI commands: ``nodes``, ``place``, ``cluster up|status|down``, ``testbed up|down``."""
 
 from __future__ import annotations
 
-from workbench.cli import app  # noqa: F401
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from workbench.cli import app
+from workbench.cli.common import DatasetOpt
+
+ClusterFileOpt = Annotated[Path, typer.Option("--cluster", help="Cluster file (TOML).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+cluster_app = typer.Typer(help="A Dask cluster across the cluster file's nodes.", no_args_is_help=True)
+testbed_app = typer.Typer(help="Real nodes on this machine (network namespaces + sshd) to try clusters.",
+                          no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(testbed_app, name="testbed")
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console(width=None if sys.stdout.isatty() else 250).print(table)  # piped: never truncate cells
+
+
+def _size(n: int | None) -> str:
+    return "" if n is None else f"{n / 1e9:,.0f}G"
+
+
+@app.command()
+def nodes(cluster: ClusterFileOpt, as_json: JsonOpt = False) -> None:
+    """Probe every node over SSH: reachable, arch, cores, memory, disk, shared mount, Docker, versions.
+
+    Exit status 0 when every node is reachable and probed, 1 otherwise.
+    """
+    from workbench.cluster.inventory import load_cluster
+    from workbench.cluster.probe import probe_nodes
+
+    reports = probe_nodes(load_cluster(cluster))
+    if as_json:
+        print(json.dumps([r.to_dict() for r in reports], indent=1))
+    else:
+        _table(["node", "up", "arch", "cores", "memory", "free", "shared", "docker", "python", "wb", "error"],
+               [[r.name, "yes" if r.reachable else "no", r.arch, r.cores, _size(r.memory), _size(r.data_dir_free),
+                 {True: "mounted", False: "no", None: ""}[r.shared_mounted], r.docker, r.python, r.workbench,
+                 r.error] for r in reports])
+    raise typer.Exit(0 if all(r.reachable and not r.error for r in reports) else 1)
+
+
+@app.command()
+def place(
+    dataset: DatasetOpt,
+    cluster: ClusterFileOpt,
+    mode: Annotated[str, typer.Option("--mode", help="local: copy shards to nodes' data_dir; shared: verify shared_dir.")] = "local",
+    replicas: Annotated[int, typer.Option("--replicas", "-r", help="Copies of each shard on distinct nodes (local).")] = 1,
+    mount_timeout: Annotated[float, typer.Option("--mount-timeout", help="Seconds to wait for shared_dir (shared).")] = 60.0,
+    mount_interval: Annotated[float, typer.Option("--mount-interval", help="Seconds between mount checks (shared).")] = 2.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Place the dataset's shards on the cluster and record the placement in its manifest."""
+    from workbench.cluster.placement import place as run_place
+    from workbench.cluster.placement import report_dicts
+
+    reports = run_place(dataset, cluster, mode, replicas=replicas,  # type: ignore[arg-type]
+                        mount_timeout=mount_timeout, mount_interval=mount_interval)
+    if as_json:
+        print(json.dumps(report_dicts(reports), indent=1))
+        return
+    _table(["node", "files", "copied", "copied MB", "verified", "seconds"],
+           [[r.node, r.files, r.copied, f"{r.bytes_copied / 1e6:,.1f}", r.verified, f"{r.seconds:.2f}"]
+            for r in reports])
+
+
+@cluster_app.command("up")
+def cluster_up(
+    cluster: ClusterFileOpt,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every worker to join.")] = 60.0,
+) -> None:
+    """Start a Dask scheduler here and single-threaded workers on every node (one per core)."""
+    from workbench.cluster.daskcluster import cluster_up as up
+
+    state = up(cluster, timeout=timeout)
+    workers = sum(len(n["workers"]) for n in state["nodes"].values())
+    print(f"scheduler {state['scheduler']}: {workers} workers on {len(state['nodes'])} nodes", file=sys.stderr)
+
+
+@cluster_app.command("status")
+def cluster_status(cluster: ClusterFileOpt, as_json: JsonOpt = False) -> None:
+    """Show the scheduler and, per node, the workers started and connected."""
+    from workbench.cluster.daskcluster import cluster_status as status
+
+    rows = status(cluster)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+    else:
+        _table(["node", "host", "workers", "connected", "executing", "scheduler"],
+               [[r["node"], r["host"], r["workers"], r["connected"], r["tasks"], r["scheduler"]] for r in rows])
+    raise typer.Exit(0 if all(r["workers"] == r["connected"] for r in rows) else 1)
+
+
+@cluster_app.command("down")
+def cluster_down(cluster: ClusterFileOpt) -> None:
+    """Stop every worker and the scheduler that `cluster up` started."""
+    from workbench.cluster.daskcluster import cluster_down as down
+
+    for what in down(cluster):
+        print(f"stopped {what}", file=sys.stderr)
+
+
+@testbed_app.command("up")
+def testbed_up(
+    cluster: ClusterFileOpt,
+    nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, help="How many nodes.")] = 3,
+    subnet: Annotated[str, typer.Option("--subnet", help="Private IPv4 network for the nodes, or auto (a free 10.77.X.0/24).")] = "auto",
+    cores: Annotated[int, typer.Option("--cores", min=1, help="Cores each node declares in the cluster file.")] = 1,
+) -> None:
+    """Build N nodes on this machine (needs root) and write the cluster file."""
+    from workbench.cluster.testbed import testbed_up as up
+
+    path = up(cluster, nodes, subnet=subnet, cores=cores)
+    print(f"testbed of {nodes} nodes is up; cluster file {path}", file=sys.stderr)
+
+
+@testbed_app.command("down")
+def testbed_down(cluster: ClusterFileOpt) -> None:
+    """Remove the testbed: its cluster, namespaces, links, sshd processes and files."""
+    from workbench.cluster.testbed import testbed_down as down
+
+    for what in down(cluster):
+        print(f"removed {what}", file=sys.stderr)

@@ -1,5 +1,126 @@
-"""CLI commands: containers (placeholder until implemented)."""
+"""CLI commands: ``images build|list|bootstrap`` and ``bench images``."""
 
 from __future__ import annotations
 
-from workbench.cli import app  # noqa: F401
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from workbench.cli import app
+from workbench.cli.bench import JobOpt, JsonOpt, PlotOpt, QueryOpt, RepeatOpt, bench_app
+from workbench.cli.common import DatasetOpt, DockerHostOpt, WorkersOpt
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+images_app = typer.Typer(help="Worker images: build, list, bootstrap base images without a registry.",
+                         no_args_is_help=True)
+app.add_typer(images_app, name="images")
+
+OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help="Only this image (repeatable).")]
+
+
+def _console() -> "Console":
+    """Tables keep their columns when stdout is a pipe or a file."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 140)
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+@images_app.command("build")
+def images_build(
+    only: OnlyOpt = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="amd64, arm64 or armv7 (default: the engine's).")] = None,
+    docker_host: DockerHostOpt = None,
+) -> None:
+    """Build the worker images (containers/*/Dockerfile) through the Docker Engine API."""
+    from workbench.containers.build import build_image
+    from workbench.containers.engine import connect
+    from workbench.containers.imagemap import load_image_map, normalize_arch
+
+    client = connect(docker_host)
+    arch = normalize_arch(platform.removeprefix("linux/").replace("arm/v7", "armv7")) if platform else None
+    for spec in load_image_map().selected(only):
+        build_image(client, spec, arch, log=_log)
+
+
+@images_app.command("list")
+def images_list(docker_host: DockerHostOpt = None) -> None:
+    """Name, tag, size and architecture of each worker image on the engine."""
+    from rich.table import Table
+
+    from workbench.containers.build import list_images
+    from workbench.containers.engine import connect
+    from workbench.containers.imagemap import load_image_map
+
+    table = Table("name", "tag", "size", "architecture", "created", "base")
+    for row in list_images(connect(docker_host), load_image_map()):
+        size = f"{row['size'] / 1e6:,.1f} MB" if row["present"] else "not built"
+        table.add_row(row["name"], row["tag"], size, row["arch"] or "-", row["created"] or "-", row["base"])
+    _console().print(table)
+
+
+@images_app.command("bootstrap")
+def images_bootstrap(
+    force: Annotated[bool, typer.Option("--force", help="Recreate base images that exist.")] = False,
+    docker_host: DockerHostOpt = None,
+) -> None:
+    """Create the base images (debian:bookworm-slim via debootstrap, busybox from busybox-static) locally."""
+    from workbench.containers.bootstrap import bootstrap_base
+    from workbench.containers.engine import connect
+    from workbench.containers.imagemap import load_image_map
+
+    client = connect(docker_host)
+    for base in sorted({spec.base for spec in load_image_map().images.values()}):
+        bootstrap_base(client, base, force=force, log=_log)
+
+
+@bench_app.command("images")
+def bench_images(
+    dataset: DatasetOpt,
+    query: QueryOpt,
+    job: JobOpt = "grep",
+    images: Annotated[str, typer.Option("--images", help="Images or grep engines, comma-separated.")] = "gnu-grep,busybox-grep,ripgrep",
+    workers: WorkersOpt = None,
+    repeat: RepeatOpt = 3,
+    fixed: Annotated[bool, typer.Option("--fixed-strings", "-F", help="grep: QUERY is a literal.")] = False,
+    extended: Annotated[bool, typer.Option("--extended-regexp", "-E", help="grep: extended regex.")] = False,
+    mode: Annotated[str, typer.Option("--mode", help="pool: one long-lived container per core; per-shard: one per shard.")] = "pool",
+    docker_host: DockerHostOpt = None,
+    json_out: JsonOpt = None,
+    plot_out: PlotOpt = None,
+) -> None:
+    """One table on the same shards: median wall, MB/s, ratio to the fastest, image size, start-up cost."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from workbench.bench.images import compare_images, plot
+    from workbench.bench.scaling import make_job
+    from workbench.dataset.dataset import open_dataset
+
+    ds = open_dataset(dataset)
+    the_job = make_job(job, query, **({"fixed": fixed, "extended": extended} if job == "grep" else {}))
+    names = [n.strip() for n in images.split(",") if n.strip()]
+    err = Console(stderr=True)
+    rows, raw = compare_images(ds, the_job, names, workers=workers, repeat=repeat, docker_host=docker_host, mode=mode,
+                               on_run=lambda v, i, s: err.log(f"{v} run {i + 1}/{repeat}: {s.seconds:.3f} s")
+                               if sys.stderr.isatty() else None)
+    table = Table("variant", "image", "engine", "wall s", "MB/s", "× fastest", "image MB", "start-up s", "hits",
+                  title=f"{job} {query!r} on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)")
+    for r in rows:
+        table.add_row(r.variant, r.image, r.engine, f"{r.wall_s:.3f}", f"{r.mb_per_s:,.1f}", f"{r.ratio:.2f}",
+                      "-" if r.size_mb is None else f"{r.size_mb:,.1f}",
+                      "-" if r.startup_s is None else f"{r.startup_s:.3f}", f"{r.hits:,}")
+    _console().print(table)
+    if json_out:
+        json_out.write_text(json.dumps({"dataset": str(ds.directory), "job": job, "query": query, "mode": mode,
+                                        "rows": [r.__dict__ for r in rows], "runs": raw}, indent=1) + "\n")
+    if plot_out:
+        plot(rows, str(plot_out), f"{job} {query!r}")

@@ -77,11 +77,52 @@ class Dataset:
         """Streaming form of ``grep``: one record batch per finished shard."""
         return self.batches(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
 
+    # -- chemistry (RDKit) -------------------------------------------------------------
+    def build_index(self, *, force: bool = False, **run_options: Any) -> Any:
+        """Build or refresh the chemistry index (only shards that changed); returns an ``IndexReport``."""
+        from workbench.dataset.index import build_index
+
+        report = build_index(self, force=force, **run_options)
+        self.reload()
+        return report
+
+    def substructure(self, query: str, *, smiles: bool = False, limit: int | None = None,
+                     **run_options: Any) -> "pa.Table":
+        """Records whose molecule matches the SMARTS (or SMILES) ``query``: table of cid, smiles."""
+        return self.table(_substructure_job(query, smiles, limit), **run_options)
+
+    def substructure_batches(self, query: str, *, smiles: bool = False, limit: int | None = None,
+                             **run_options: Any) -> Iterator["pa.RecordBatch"]:
+        """Streaming form of ``substructure`` (``limit`` applies per shard here)."""
+        return self.batches(_substructure_job(query, smiles, limit), **run_options)
+
+    def similar(self, smiles: str, *, threshold: float = 0.7, top: int | None = None,
+                **run_options: Any) -> "pa.Table":
+        """Morgan Tanimoto ≥ ``threshold`` to ``smiles``, best first: table of cid, smiles, similarity."""
+        return self.table(_similarity_job(smiles, threshold, top), **run_options)
+
+    def similar_batches(self, smiles: str, *, threshold: float = 0.7, top: int | None = None,
+                        **run_options: Any) -> Iterator["pa.RecordBatch"]:
+        """Streaming form of ``similar``: per-shard batches, each sorted (``top`` applies per shard)."""
+        return self.batches(_similarity_job(smiles, threshold, top), **run_options)
+
 
 def _grep_job(pattern: str, fixed: bool, extended: bool, ignore_case: bool, engine: str) -> Job:
     from workbench.jobs.grep import GrepJob
 
     return GrepJob(pattern=pattern, fixed=fixed, extended=extended, ignore_case=ignore_case, engine=engine)
+
+
+def _substructure_job(query: str, smiles: bool, limit: int | None) -> Job:
+    from workbench.jobs.substructure import SubstructureJob
+
+    return SubstructureJob(query=query, smiles=smiles, limit=limit)
+
+
+def _similarity_job(smiles: str, threshold: float, top: int | None) -> Job:
+    from workbench.jobs.similarity import SimilarityJob
+
+    return SimilarityJob(smiles=smiles, threshold=threshold, top=top)
 
 
 def index_state(dataset: Dataset) -> str:

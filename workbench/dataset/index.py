@@ -243,3 +243,16 @@ def build_index(dataset: Any, *, force: bool = False, backend: str = "local", wo
     return IndexReport(shards=len(manifest.shards), built=len(todo), up_to_date=len(manifest.shards) - len(todo),
                        records=manifest.records, invalid=invalid,
                        invalid_list=write_invalid_list(root, invalid), stats=stats)
+
+
+def coverage_note(manifest: Manifest) -> str | None:
+    """For searches: refuse an incompatible index; say when shards will be parsed from text."""
+    check_index(manifest)
+    if not manifest.index:
+        return "no chemistry index: parsing every SMILES (`workbench index` would make this search faster)"
+    built = manifest.index.get("shards", {})
+    missing = sum(built.get(s.name, {}).get("sha256") != s.sha256 for s in manifest.shards)
+    if missing:
+        return (f"{missing} of {len(manifest.shards)} shards are not indexed: parsing their SMILES "
+                "(re-run `workbench index` to index them)")
+    return None

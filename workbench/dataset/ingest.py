@@ -40,7 +40,7 @@ def parse_size(text: str | int) -> int:
             value = int(float(number) * _UNITS[unit])
         except (KeyError, ValueError):
             raise WorkbenchError(f"invalid size {text!r} (examples: 64MB, 512kB, 1GiB)") from None
-    if value < 1024:
+    if value < 1000:
         raise WorkbenchError(f"shard size {text!r} is too small (at least 1kB)")
     return value
 
@@ -128,9 +128,12 @@ def open_source(source: Source) -> Iterator[tuple[str, BinaryIO]]:
             raw.close()
 
 
-def _chunks(stream: BinaryIO, name: str, fmt: str, smiles_field: str | None) -> Iterator[Chunk]:
-    if fmt == "auto":
-        fmt = sniff_format(name, stream.peek(65536)[:65536])  # type: ignore[attr-defined]
+def resolve_format(stream: BinaryIO, name: str, fmt: str) -> str:
+    """The format to read ``stream`` as: ``fmt``, or a guess from the name and first bytes."""
+    return sniff_format(name, stream.peek(65536)[:65536]) if fmt == "auto" else fmt  # type: ignore[attr-defined]
+
+
+def _chunks(stream: BinaryIO, fmt: str, smiles_field: str | None) -> Iterator[Chunk]:
     if fmt == "cid-smiles":
         return read_cid_smiles(stream)
     if fmt == "smi":
@@ -186,6 +189,7 @@ def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_fi
     tmp.mkdir()
     writer = ShardWriter(tmp, limit)
     names: list[str] = []
+    formats: list[str] = []
     rejected = 0
     with open(tmp / REJECTS_NAME, "w", encoding="utf-8") as rejects:
         rejects.write("source\tline\treason\ttext\n")
@@ -193,7 +197,8 @@ def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_fi
             with open_source(source) as (name, stream):
                 names.append(name)
                 try:
-                    for chunk in _chunks(stream, name, fmt, smiles_field):
+                    formats.append(resolve_format(stream, name, fmt))
+                    for chunk in _chunks(stream, formats[-1], smiles_field):
                         writer.write(chunk.valid)
                         for r in chunk.rejects:
                             rejects.write(f"{name}\t{r.line}\t{r.reason}\t{_escape(r.text)}\n")
@@ -204,7 +209,7 @@ def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_fi
                     raise IngestError(f"{name}: read error: {exc}; no dataset written") from None
     shards = writer.close()
     manifest = Manifest(sources=names, records=sum(s.records for s in shards), rejected=rejected,
-                        shard_size=limit, shards=shards, input_format=fmt,
+                        shard_size=limit, shards=shards, input_format=",".join(sorted(set(formats))),
                         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     write_manifest(tmp, manifest)
     return manifest

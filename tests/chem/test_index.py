@@ -1,0 +1,143 @@
+"""The index: contents checked against RDKit, unparsable records listed, incremental, refused when incompatible."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.chem.conftest import indexed_copy, read_records, substructure_truth
+from workbench.errors import IndexError_
+
+
+@pytest.fixture
+def indexed(tmp_path, nci_dataset):
+    """A private indexed copy the test may modify."""
+    return indexed_copy(nci_dataset.directory, tmp_path / "ds")
+
+
+def test_index_rows_match_rdkit(nci_indexed, nci_records):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    table = pa.concat_tables(pq.read_table(nci_indexed.directory / s.index_path) for s in nci_indexed.manifest.shards)
+    assert sorted(table["cid"].to_pylist()) == sorted(r.cid for r in nci_records)
+    by_cid = {r.cid: r for r in nci_records}
+    for row in table.slice(0, 400).to_pylist():
+        record = by_cid[row["cid"]]
+        assert row["smiles"] == record.smiles
+        if record.mol is None:
+            assert row["mol"] is None and row["pattern"] is None and row["morgan"] is None
+            continue
+        assert Chem.MolToSmiles(Chem.Mol(row["mol"])) == Chem.MolToSmiles(record.mol)
+        for column, fp in (("pattern", Chem.PatternFingerprint(record.mol, 2048)),
+                           ("morgan", gen.GetFingerprint(record.mol))):
+            bits = {i for i in range(2048) if row[column][i // 8] >> (i % 8) & 1}
+            assert bits == set(fp.GetOnBits())
+    assert DataStructs  # the fingerprints above are RDKit's own ExplicitBitVects
+
+
+def test_manifest_records_parameters_and_shards(nci_indexed):
+    import rdkit
+
+    index = json.loads((nci_indexed.directory / "manifest.json").read_text())["index"]
+    assert index["format"] == "workbench-chem-index" and index["version"] == 1
+    assert index["rdkit"] == rdkit.__version__
+    assert index["fingerprints"]["morgan"] == {"kind": "morgan", "radius": 2, "fpSize": 2048}
+    assert index["fingerprints"]["pattern"]["fpSize"] == 2048
+    assert {name: e["sha256"] for name, e in index["shards"].items()} == \
+        {s.name: s.sha256 for s in nci_indexed.manifest.shards}
+    assert nci_indexed.info()["index"] == "complete"
+
+
+def test_unparsable_records_are_counted_per_shard_and_listed(unparsable_dataset, tmp_path):
+    records = read_records(unparsable_dataset.directory)
+    bad = sorted((r.cid, r.smiles) for r in records if r.mol is None)
+    assert len(bad) >= 6
+    ds = indexed_copy(unparsable_dataset.directory, tmp_path / "ds")
+    report = ds.build_index(force=True)
+    assert sorted(zip(report.invalid["cid"].to_pylist(), report.invalid["smiles"].to_pylist())) == bad
+    listed = [tuple(line.split("\t")) for line in (ds.directory / "index" / "invalid.tsv").read_text().splitlines()]
+    assert sorted((int(c), s) for c, s in listed) == bad
+    per_shard = {name: e["invalid"] for name, e in ds.manifest.index["shards"].items()}
+    assert sum(per_shard.values()) == len(bad) and sum(v > 0 for v in per_shard.values()) >= 2
+    assert report.records == len(records) and report.built == len(ds.manifest.shards)
+
+
+def test_second_build_reuses_every_shard(indexed):
+    mtimes = {p: p.stat().st_mtime_ns for p in (indexed.directory / "index").glob("*.parquet")}
+    report = indexed.build_index()
+    assert (report.built, report.up_to_date) == (0, len(indexed.manifest.shards))
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+def test_incremental_rebuild_of_changed_and_missing_shards(indexed):
+    from workbench.dataset.manifest import write_manifest
+
+    changed, missing = indexed.manifest.shards[0], indexed.manifest.shards[1]
+    path = indexed.directory / changed.path
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))  # drop the last record of the first shard
+    data = path.read_bytes()
+    manifest = indexed.manifest
+    manifest.shards[0] = replace(changed, records=len(lines) - 1, bytes=len(data),
+                                 sha256=hashlib.sha256(data).hexdigest())
+    write_manifest(indexed.directory, manifest)
+    (indexed.directory / missing.index_path).unlink()
+    indexed.reload()
+    assert indexed.info()["index"].startswith("partial")
+    report = indexed.build_index()
+    assert (report.built, report.up_to_date) == (2, len(manifest.shards) - 2)
+    records = read_records(indexed.directory)
+    assert sorted(zip(*[indexed.substructure("*")[c].to_pylist() for c in ("cid", "smiles")])) == \
+        substructure_truth(records, "*")
+
+
+def test_stale_shard_is_searched_from_text(indexed, capsys):
+    from workbench.dataset.manifest import write_manifest
+
+    shard = indexed.manifest.shards[0]
+    path = indexed.directory / shard.path
+    first = path.read_text().splitlines(keepends=True)[0]
+    path.write_text(first)
+    data = path.read_bytes()
+    indexed.manifest.shards[0] = replace(shard, records=1, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    write_manifest(indexed.directory, indexed.manifest)
+    indexed.reload()
+    records = read_records(indexed.directory)
+    got = indexed.substructure("*")
+    assert sorted(zip(got["cid"].to_pylist(), got["smiles"].to_pylist())) == substructure_truth(records, "*")
+    assert "1 of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value", [("rdkit", "2019.03.1"), ("version", 0),
+                                          ("fingerprints", {"morgan": {"radius": 3}})])
+def test_incompatible_index_is_refused_until_rebuilt(indexed, field, value):
+    from workbench.dataset.manifest import write_manifest
+
+    indexed.manifest.index[field] = value
+    write_manifest(indexed.directory, indexed.manifest)
+    indexed.reload()
+    for search in (lambda: indexed.substructure("c1ccccc1"), lambda: indexed.similar("c1ccccc1")):
+        with pytest.raises(IndexError_, match=r"re-run `workbench index`"):
+            search()
+    report = indexed.build_index()
+    assert report.built == len(indexed.manifest.shards)
+    assert indexed.substructure("c1ccccc1").num_rows > 0
+
+
+def test_index_file_from_other_bytes_is_not_trusted(indexed, tmp_path):
+    """An index file copied from another shard is ignored: the shard is parsed from text instead."""
+    a, b = indexed.manifest.shards[:2]
+    shutil.copy(indexed.directory / b.index_path, indexed.directory / a.index_path)
+    records = read_records(indexed.directory)
+    got = indexed.substructure("c1ccncc1")
+    assert sorted(zip(got["cid"].to_pylist(), got["smiles"].to_pylist())) == substructure_truth(records, "c1ccncc1")
+    assert Path(indexed.directory / a.index_path).exists()
