@@ -126,9 +126,11 @@ def test_a_lost_node_falls_back_to_replicas(placed, dask_cluster):
 
 def test_cluster_down_stops_everything(dask_cluster):
     """Runs last in this module: stops the session's cluster and checks nothing is left."""
-    from workbench.cluster.daskcluster import cluster_down, read_state, scheduler_address, state_path
+    from workbench.backends import close_all
+    from workbench.cluster.daskcluster import read_state, scheduler_address, state_path
     from workbench.cluster.processes import pid_alive
 
+    close_all()  # this process's clients of the cluster
     state = read_state(dask_cluster)
     pids = [state["scheduler_pid"], *(n["pid"] for n in state["nodes"].values())]  # nodes share this kernel
     proc = subprocess.run([sys.executable, "-m", "workbench", "cluster", "down", "--cluster", str(dask_cluster)],

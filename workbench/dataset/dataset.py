@@ -40,7 +40,7 @@ class Dataset:
             "sources": m.sources,
             "input_format": m.input_format,
             "index": index_state(self),
-            "placement": (m.placement or {}).get("mode"),
+            "placement": (m.placement or {}).get("mode") or "none",
         }
 
     # -- running jobs ------------------------------------------------------------------
