@@ -1,0 +1,53 @@
+"""Benchmark data: real SMILES (MOSES, else RDKit's NCI set) replicated with new CIDs.
+
+Large data is built on demand under ``bench-data/`` (git-ignored) and reused; never committed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(os.environ.get("WORKBENCH_BENCH_DATA", Path(__file__).resolve().parent.parent / "bench-data"))
+
+
+def real_smiles(limit: int = 2_000_000) -> list[bytes]:
+    """MOSES SMILES from the molsets wheel; RDKit's NCI set when PyPI is out of reach."""
+    from workbench.dataset.recipes import moses_cid_smiles, nci_smi
+    from workbench.errors import WorkbenchError
+
+    try:
+        return [line.split(b"\t", 1)[1].rstrip(b"\n") for line in moses_cid_smiles(limit=limit)]
+    except WorkbenchError:
+        return [line.split()[0].encode() for line in nci_smi().read_text().splitlines()]
+
+
+def cid_smiles_file(target_bytes: int, name: str | None = None) -> Path:
+    """A ``CID<TAB>SMILES`` file of about ``target_bytes``, CIDs 1..N."""
+    ROOT.mkdir(parents=True, exist_ok=True)
+    path = ROOT / (name or f"cid-smiles-{target_bytes // 10**6}MB.tsv")
+    if path.exists() and path.stat().st_size >= target_bytes * 0.99:
+        return path
+    smiles = real_smiles()
+    tmp = path.with_suffix(".tmp")
+    written, cid = 0, 0
+    with open(tmp, "wb") as fh:
+        while written < target_bytes:
+            block = b"".join(b"%d\t%s\n" % (cid + i + 1, s) for i, s in enumerate(smiles))
+            cid += len(smiles)
+            if written + len(block) > target_bytes:
+                block = block[: block.rfind(b"\n", 0, target_bytes - written) + 1]
+            fh.write(block)
+            written += len(block)
+    tmp.rename(path)
+    return path
+
+
+def dataset(target_bytes: int, shard_size: str = "64MB") -> Path:
+    """An ingested dataset of about ``target_bytes`` (built once, then reused)."""
+    import workbench as wb
+
+    directory = ROOT / f"ds-{target_bytes // 10**6}MB-{shard_size}"
+    if not (directory / "manifest.json").exists():
+        wb.ingest([cid_smiles_file(target_bytes)], directory, shard_size=shard_size, force=True)
+    return directory
