@@ -21,6 +21,9 @@ def payload_to_batch(payload: bytes, schema: "pa.Schema") -> "pa.RecordBatch":
 
     if not payload:
         return pa.RecordBatch.from_pylist([], schema=schema)
+    if len(schema) == 1:  # free-form lines (command jobs): no column splitting
+        lines = payload.decode("utf-8", "replace").splitlines()
+        return pa.RecordBatch.from_arrays([pa.array(lines, schema[0].type)], schema=schema)
     table = csv.read_csv(
         pa.py_buffer(payload),
         read_options=csv.ReadOptions(column_names=schema.names, block_size=max(1 << 20, len(payload) + 1)),

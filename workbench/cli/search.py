@@ -1,8 +1,9 @@
-"""CLI commands: ``grep``."""
+"""CLI commands: ``grep`` and ``run`` (any command per shard)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -40,3 +41,35 @@ def grep(
                   count_only=count)
     opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
     raise typer.Exit(run_and_emit(job, dataset, opts, output=output, count=count, stats=stats, stats_json=stats_json))
+
+
+@app.command("run")
+def run_command_job(
+    dataset: DatasetOpt,
+    command: Annotated[Optional[list[str]], typer.Argument(help="Program and arguments; {shard} is the shard path.")] = None,
+    job_file: Annotated[Optional[Path], typer.Option("--job", help="A TOML job definition (see jobs/).")] = None,
+    reduce: Annotated[Optional[str], typer.Option("--reduce", help="cat (default), sum or sort.")] = None,
+    backend: BackendOpt = "local",
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
+    docker_host: DockerHostOpt = None,
+    image: ImageOpt = None,
+    output: OutputOpt = None,
+    stats: StatsOpt = False,
+    stats_json: StatsJsonOpt = None,
+) -> None:
+    """Run any command on every shard (map), then combine the outputs (reduce).
+
+    Example: workbench run --dataset DIR --reduce sum -- wc -l {shard}
+    """
+    from workbench.errors import WorkbenchError
+    from workbench.jobs.command import CommandJob, load_definition
+
+    if bool(command) == bool(job_file):
+        raise WorkbenchError("give either a command (after --) or --job FILE")
+    job = load_definition(job_file) if job_file else CommandJob(argv=list(command or []))
+    if reduce:
+        job = CommandJob(argv=job.argv, reduce=reduce)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
+    raise typer.Exit(run_and_emit(job, dataset, opts, output=output, stats=stats, stats_json=stats_json))
