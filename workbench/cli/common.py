@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -80,3 +85,51 @@ def run_and_emit(job: Any, dataset: Path, run_options: dict[str, Any], *, output
         if stats_json:
             run.stats.write_json(stats_json)
     return 0 if run.stats.hits else 1
+
+
+@dataclass
+class RunOptions:
+    """The options every job command shares: where it runs and where results go."""
+
+    backend: str = "local"
+    workers: int | None = None
+    scheduler: str | None = None
+    cluster: Path | None = None
+    docker_host: str | None = None
+    image: str | None = None
+    output: Path | None = None
+    stats: bool = False
+    stats_json: Path | None = None
+
+    def backend_options(self) -> dict[str, Any]:
+        return backend_options(self.backend, self.workers, self.scheduler, self.cluster, self.docker_host, self.image)
+
+    def emit(self, job: Any, dataset: Path, count: bool = False) -> int:
+        """Run ``job`` and stream its lines (``run_and_emit``) with these options."""
+        return run_and_emit(job, dataset, self.backend_options(), output=self.output, count=count,
+                            stats=self.stats, stats_json=self.stats_json)
+
+
+_SHARED = [("backend", BackendOpt, "local"), ("workers", WorkersOpt, None), ("scheduler", SchedulerOpt, None),
+           ("cluster", ClusterOpt, None), ("docker_host", DockerHostOpt, None), ("image", ImageOpt, None),
+           ("output", OutputOpt, None), ("stats", StatsOpt, False), ("stats_json", StatsJsonOpt, None)]
+
+
+def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a typer command the shared options; they reach it bundled as ``run: RunOptions``."""
+    signature = inspect.signature(command)
+    hints = typing.get_type_hints(command, include_extras=True)  # resolve postponed annotations here
+    own = [p.replace(annotation=hints.get(name, p.annotation))
+           for name, p in signature.parameters.items() if name != "run"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+              for name, annotation, default in _SHARED]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        run = RunOptions(**{name: kwargs.pop(name) for name, _, _ in _SHARED})
+        return command(*args, run=run, **kwargs)
+
+    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{n: a for n, a, _ in _SHARED}}
+    wrapper.__signature__ = signature.replace(parameters=own + shared)  # type: ignore[attr-defined]
+    del wrapper.__wrapped__  # typer must read the new signature, not the wrapped one
+    return wrapper

@@ -8,28 +8,20 @@ from typing import Annotated, Optional
 import typer
 
 from workbench.cli import app
-from workbench.cli.common import (BackendOpt, ClusterOpt, CountOpt, DatasetOpt, DockerHostOpt, ImageOpt, OutputOpt,
-                                  SchedulerOpt, StatsJsonOpt, StatsOpt, WorkersOpt, backend_options, run_and_emit)
+from workbench.cli.common import CountOpt, DatasetOpt, RunOptions, with_run_options
 
 
 @app.command()
+@with_run_options
 def grep(
     pattern: Annotated[str, typer.Argument(help="The pattern, passed to the tool as one argument (-e).")],
     dataset: DatasetOpt,
+    run: RunOptions,
     fixed: Annotated[bool, typer.Option("--fixed-strings", "-F", help="PATTERN is a literal string.")] = False,
     extended: Annotated[bool, typer.Option("--extended-regexp", "-E", help="PATTERN is an extended regex.")] = False,
     ignore_case: Annotated[bool, typer.Option("--ignore-case", "-i")] = False,
     count: CountOpt = False,
     engine: Annotated[str, typer.Option("--engine", help="gnu, ripgrep or busybox.")] = "gnu",
-    backend: BackendOpt = "local",
-    workers: WorkersOpt = None,
-    scheduler: SchedulerOpt = None,
-    cluster: ClusterOpt = None,
-    docker_host: DockerHostOpt = None,
-    image: ImageOpt = None,
-    output: OutputOpt = None,
-    stats: StatsOpt = False,
-    stats_json: StatsJsonOpt = None,
 ) -> None:
     """Print the CID<TAB>SMILES lines matching PATTERN, shard by shard, with the real grep.
 
@@ -39,25 +31,17 @@ def grep(
 
     job = GrepJob(pattern=pattern, fixed=fixed, extended=extended, ignore_case=ignore_case, engine=engine,
                   count_only=count)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
-    raise typer.Exit(run_and_emit(job, dataset, opts, output=output, count=count, stats=stats, stats_json=stats_json))
+    raise typer.Exit(run.emit(job, dataset, count=count))
 
 
 @app.command("run")
+@with_run_options
 def run_command_job(
     dataset: DatasetOpt,
+    run: RunOptions,
     command: Annotated[Optional[list[str]], typer.Argument(help="Program and arguments; {shard} is the shard path.")] = None,
     job_file: Annotated[Optional[Path], typer.Option("--job", help="A TOML job definition (see jobs/).")] = None,
-    reduce: Annotated[Optional[str], typer.Option("--reduce", help="cat (default), sum or sort.")] = None,
-    backend: BackendOpt = "local",
-    workers: WorkersOpt = None,
-    scheduler: SchedulerOpt = None,
-    cluster: ClusterOpt = None,
-    docker_host: DockerHostOpt = None,
-    image: ImageOpt = None,
-    output: OutputOpt = None,
-    stats: StatsOpt = False,
-    stats_json: StatsJsonOpt = None,
+    reduce: Annotated[Optional[str], typer.Option("--reduce", help="cat (default), sort, sum or sum-by-key.")] = None,
 ) -> None:
     """Run any command on every shard (map), then combine the outputs (reduce).
 
@@ -71,5 +55,4 @@ def run_command_job(
     job = load_definition(job_file) if job_file else CommandJob(argv=list(command or []))
     if reduce:
         job = CommandJob(argv=job.argv, reduce=reduce)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
-    raise typer.Exit(run_and_emit(job, dataset, opts, output=output, stats=stats, stats_json=stats_json))
+    raise typer.Exit(run.emit(job, dataset))
