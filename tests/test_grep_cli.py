@@ -137,10 +137,10 @@ def test_interrupt_leaves_no_process_behind(tmp_path, nci_smi):
     marker = "(C.+)\\1\\1\\1"  # back-references: GNU grep backtracks, so it is busy when the signal arrives
     proc = subprocess.Popen([*WB, "grep", "-E", marker, "--dataset", str(tmp_path / "ds"), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 30
-    while time.time() < deadline and not _greps(marker):
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not _greps(marker):
         time.sleep(0.05)
-    assert _greps(marker), "grep never started"
+    assert _greps(marker), f"grep never started: {proc.poll()=} {proc.stderr.read() if proc.poll() is not None else ''}"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and err.decode().strip().endswith("error: interrupted")
