@@ -35,8 +35,10 @@ def cid_smiles_file(target_bytes: int, name: str | None = None) -> Path:
         while written < target_bytes:
             block = b"".join(b"%d\t%s\n" % (cid + i + 1, s) for i, s in enumerate(smiles))
             cid += len(smiles)
-            if written + len(block) > target_bytes:
+            if written + len(block) > target_bytes:  # the last block: cut on a line boundary
                 block = block[: block.rfind(b"\n", 0, target_bytes - written) + 1]
+                fh.write(block)
+                break
             fh.write(block)
             written += len(block)
     tmp.rename(path)
