@@ -120,20 +120,59 @@ def line_blocks(stream: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
         data = stream.read(size)
         if not data:
             break
-        data = carry + data
         cut = data.rfind(b"\n") + 1
         if cut == 0:
-            carry = data
+            carry += data
             continue
+        lines = data if cut == len(data) else data[:cut]
+        yield carry + lines if carry else lines
         carry = data[cut:]
-        yield data[:cut]
     if carry:
         yield carry + b"\n"
 
 
+class _Raised:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def prefetched(blocks: Iterator[bytes], depth: int = 3) -> Iterator[bytes]:
+    """Produce ``blocks`` in a background thread, at most ``depth`` ahead (memory stays flat).
+
+    Reading and gzip decompression release the GIL, so they overlap with validating and writing.
+    """
+    import queue
+    import threading
+
+    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                if stop.is_set():
+                    return
+                ready.put(block)
+            ready.put(end)
+        except BaseException as exc:  # re-raised in the consumer
+            ready.put(_Raised(exc))
+
+    threading.Thread(target=produce, name="workbench-read", daemon=True).start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while not ready.empty():  # unblock a producer waiting on a full queue
+            ready.get_nowait()
+
+
 def read_cid_smiles(stream: BinaryIO) -> Iterator[Chunk]:
     line = 1
-    for block in line_blocks(stream):
+    for block in prefetched(line_blocks(stream)):
         yield check_record_lines(block, line)
         line += block.count(b"\n")
 
@@ -141,7 +180,7 @@ def read_cid_smiles(stream: BinaryIO) -> Iterator[Chunk]:
 def read_smi(stream: BinaryIO) -> Iterator[Chunk]:
     """``SMILES<whitespace>ID[<whitespace>anything]`` lines; the ID must be a CID."""
     line_no = 1
-    for block in line_blocks(stream):
+    for block in prefetched(line_blocks(stream)):
         out: list[bytes] = []
         rejects: list[Reject] = []
         for raw in block.split(b"\n")[:-1]:
