@@ -15,6 +15,8 @@ from tests.cluster.conftest import NODES, cluster_variant
 from workbench.cluster.inventory import load_cluster
 from workbench.cluster.probe import probe_nodes
 
+pytestmark = pytest.mark.ssh
+
 
 def nodes_cli(cluster_file: Path) -> tuple[int, list[dict], str]:
     proc = subprocess.run([sys.executable, "-m", "workbench", "nodes", "--cluster", str(cluster_file), "--json"],

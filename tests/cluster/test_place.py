@@ -18,6 +18,8 @@ from workbench.cluster.placement import place
 from workbench.cluster import testbed as tb
 from workbench.errors import ClusterError
 
+pytestmark = pytest.mark.ssh
+
 
 def sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -94,6 +96,15 @@ def test_shared_mode_verifies_every_node(testbed, shared_copy):
     shared_copy.reload()
     assert shared_copy.manifest.placement["mode"] == "shared"
     assert set(shared_copy.manifest.placement["roots"].values()) == {str(shared_copy.directory)}
+
+
+def test_local_after_shared_keeps_the_shared_copy_as_fallback(testbed, shared_copy):
+    place(shared_copy.directory, testbed, "shared")
+    place(shared_copy.directory, testbed, "local", replicas=1)
+    shared_copy.reload()
+    placement = shared_copy.manifest.placement
+    assert placement["mode"] == "local"
+    assert set(placement["shared_roots"].values()) == {str(shared_copy.directory)}
 
 
 def test_shared_mode_detects_a_differing_shard(testbed, shared_copy):

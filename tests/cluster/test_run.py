@@ -18,6 +18,8 @@ from workbench.errors import ClusterError, JobError
 from workbench.jobs.grep import GrepJob
 from workbench.jobs.substructure import SubstructureJob
 
+pytestmark = pytest.mark.ssh
+
 
 def holders(dataset, shard: str) -> list[str]:
     return dataset.manifest.placement["shards"][shard]

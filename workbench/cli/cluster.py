@@ -85,13 +85,16 @@ def place(
 def cluster_up(
     cluster: ClusterFileOpt,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every worker to join.")] = 60.0,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Start on the reachable nodes even if some are not.")] = False,
 ) -> None:
     """Start a Dask scheduler here and single-threaded workers on every node (one per core)."""
     from workbench.cluster.daskcluster import cluster_up as up
 
-    state = up(cluster, timeout=timeout)
+    state = up(cluster, timeout=timeout, allow_missing=allow_missing)
     workers = sum(len(n["workers"]) for n in state["nodes"].values())
     print(f"scheduler {state['scheduler']}: {workers} workers on {len(state['nodes'])} nodes", file=sys.stderr)
+    for node, why in state["missing"].items():
+        print(f"warning: no workers on {node}: {why}", file=sys.stderr)
 
 
 @cluster_app.command("status")

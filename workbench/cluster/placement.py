@@ -4,13 +4,15 @@
 bytes, ``replicas`` copies on distinct nodes, sha256-verified on the node; re-running copies only
 what is missing or different. ``shared``: every node must see the same shards under its
 ``shared_dir`` (an NFS mount); wait for the mount with a bounded retry, then verify checksums.
-Either way the placement is recorded in the dataset's manifest for data-local scheduling.
+Either way the placement is recorded in the dataset's manifest for data-local scheduling; a
+``local`` placement after a ``shared`` one keeps the shared roots as the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -71,14 +73,13 @@ def balance(shards: list[ShardInfo], nodes: list[str], replicas: int) -> dict[st
     """Assign each shard to ``replicas`` distinct nodes, largest shards first onto the least-loaded nodes."""
     if not 1 <= replicas <= len(nodes):
         raise ClusterError(f"--replicas must be between 1 and the number of nodes ({len(nodes)}), not {replicas}")
-    load = {n: 0 for n in nodes}
-    order = {n: i for i, n in enumerate(nodes)}
+    heap = [(0, i, n) for i, n in enumerate(nodes)]  # (bytes so far, cluster-file order, node)
     placed: dict[str, list[str]] = {}
     for shard in sorted(shards, key=lambda s: (-s.bytes, s.name)):
-        chosen = sorted(nodes, key=lambda n: (load[n], order[n]))[:replicas]
-        for n in chosen:
-            load[n] += shard.bytes
-        placed[shard.name] = chosen
+        chosen = [heapq.heappop(heap) for _ in range(replicas)]
+        placed[shard.name] = [n for _, _, n in chosen]
+        for load, i, n in chosen:
+            heapq.heappush(heap, (load + shard.bytes, i, n))
     return {s.name: placed[s.name] for s in shards}
 
 
@@ -96,6 +97,12 @@ def place(dataset: str | Path, cluster_file: str | Path, mode: Literal["local", 
         reports, record = _place_shared(directory, manifest, cluster, mount_timeout, mount_interval)
     else:
         raise ClusterError(f"--mode must be local or shared, not {mode!r}")
+    previous = manifest.placement or {}
+    if mode == "local" and previous.get("cluster") == str(cluster.path):
+        # a verified shared copy stays usable when every node holding a shard is down
+        shared = previous["roots"] if previous.get("mode") == "shared" else previous.get("shared_roots")
+        if shared:
+            record["shared_roots"] = shared
     manifest.placement = {"mode": mode, "cluster": str(cluster.path),
                           "placed": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
     write_manifest(directory, manifest)

@@ -33,6 +33,8 @@ def fstype(path):
                 best, kind = mnt, typ
     return kind
 def docker_version():
+    if not docker_url and not os.path.exists("/var/run/docker.sock"):
+        return None
     try:
         import docker
         client = docker.DockerClient(base_url=docker_url or "unix:///var/run/docker.sock", timeout=5)

@@ -80,13 +80,13 @@ def unreachable_reason(exc: BaseException, cluster: Cluster, node: Node) -> str:
 
 
 def _known_host(cluster: Cluster, node: Node) -> bool:
+    """Whether known_hosts has any entry for the node (then a rejected key is a mismatch)."""
     names = {node.host, f"[{node.host}]:{node.port}"}
     try:
         lines = cluster.known_hosts.read_text().splitlines()
     except OSError:
         return False
-    return any(line.split(maxsplit=1)[0] in names or any(h in names for h in line.split(maxsplit=1)[0].split(","))
-               for line in lines if line.strip() and not line.startswith("#"))
+    return any(names & set(line.split()[0].split(",")) for line in lines if line.strip() and not line.startswith("#"))
 
 
 def _short(exc: BaseException) -> str:

@@ -14,7 +14,6 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cluster.inventory import dump_cluster
+from workbench.cluster.processes import terminate
 from workbench.errors import ClusterError
 
-DEFAULT_SUBNET = "10.77.0.0/24"
+DEFAULT_SUBNET = "auto"  # a 10.77.X.0/24 not in use on this machine
 FIRST_NODE = 11
 SSHD_CONFIG = """\
 ListenAddress {address}
@@ -69,9 +69,11 @@ def testbed_up(cluster_file: str | os.PathLike[str], nodes: int, *, subnet: str 
     check_can_build()
     cluster_file = Path(cluster_file).resolve()
     root, tag = testbed_dir(cluster_file), testbed_tag(cluster_file)
-    net = _subnet(subnet, nodes)
     if (root / "testbed.json").exists():
         raise ClusterError(f"a testbed is already up for {cluster_file}; run `workbench testbed down --cluster {cluster_file}`")
+    if cluster_file.exists():
+        raise ClusterError(f"{cluster_file} already exists; `testbed up` writes a new cluster file (choose another path)")
+    net = _free_subnet(nodes, start=int(tag[2:], 16)) if subnet == "auto" else _subnet(subnet, nodes)
     _check_subnet_free(net)
     host_ip = str(net.network_address + 1)
     names = [f"node{i + 1}" for i in range(nodes)]
@@ -103,12 +105,14 @@ def testbed_down(cluster_file: str | os.PathLike[str]) -> list[str]:
     if not root.exists() and not _namespaces(tag):
         raise ClusterError(f"no testbed is up for {cluster_file}")
     removed: list[str] = []
-    if cluster_file.exists():
-        from workbench.cluster.daskcluster import cluster_down, is_up
+    from workbench.cluster.daskcluster import cluster_down, is_up, logs_dir, state_path
 
-        if is_up(cluster_file):
+    if cluster_file.exists() and is_up(cluster_file):
+        try:
             cluster_down(cluster_file)
-            removed.append("dask cluster")
+        except ClusterError:  # a node's sshd is gone: its workers die with its namespace below
+            pass
+        removed.append("dask cluster")
     for ns in _namespaces(tag):
         _kill_namespace(ns)
         _sh("ip", "netns", "del", ns, check=False)
@@ -119,6 +123,11 @@ def testbed_down(cluster_file: str | os.PathLike[str]) -> list[str]:
     if root.exists():
         shutil.rmtree(root)
         removed.append(str(root))
+    for path in (logs_dir(cluster_file), state_path(cluster_file)):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
     if cluster_file.exists():
         cluster_file.unlink()
         removed.append(str(cluster_file))
@@ -194,8 +203,8 @@ def _write_keys(root: Path, state: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         key.write_private_key(str(path))
         os.chmod(path, 0o600)
-        known.append(f"{info['address']} {key.export_public_key().decode().split()[0]} "
-                     f"{key.export_public_key().decode().split()[1]}\n")
+        algorithm, blob = key.export_public_key().decode().split()[:2]
+        known.append(f"{info['address']} {algorithm} {blob}\n")
     (root / "known_hosts").write_text("".join(known))
 
 
@@ -222,13 +231,30 @@ def _subnet(text: str, nodes: int) -> ipaddress.IPv4Network:
     return net
 
 
-def _check_subnet_free(net: ipaddress.IPv4Network) -> None:
-    out = _sh("ip", "-o", "-4", "addr", "show")
-    for line in out.splitlines():
+def _free_subnet(nodes: int, start: int) -> ipaddress.IPv4Network:
+    """The first free 10.77.X.0/24 from X = start (testbeds of different files rarely race for one)."""
+    used = [net for _, net in _host_networks()]
+    for i in range(256):
+        net = _subnet(f"10.77.{(start + i) % 256}.0/24", nodes)
+        if not any(net.overlaps(u) for u in used):
+            return net
+    raise ClusterError("no free 10.77.X.0/24 subnet on this machine; pass --subnet")
+
+
+def _host_networks() -> list[tuple[str, ipaddress.IPv4Network]]:
+    """(interface, network) for every IPv4 address in this network namespace."""
+    found = []
+    for line in _sh("ip", "-o", "-4", "addr", "show").splitlines():
         parts = line.split()
-        addr = parts[parts.index("inet") + 1] if "inet" in parts else ""
-        if addr and ipaddress.IPv4Interface(addr).network.overlaps(net):
-            raise ClusterError(f"subnet {net} is already in use on this machine ({parts[1]}); pass another --subnet")
+        if "inet" in parts:
+            found.append((parts[1], ipaddress.IPv4Interface(parts[parts.index("inet") + 1]).network))
+    return found
+
+
+def _check_subnet_free(net: ipaddress.IPv4Network) -> None:
+    for dev, used in _host_networks():
+        if used.overlaps(net):
+            raise ClusterError(f"subnet {net} is already in use on this machine ({dev}); pass another --subnet")
 
 
 def _namespaces(tag: str) -> list[str]:
@@ -237,31 +263,8 @@ def _namespaces(tag: str) -> list[str]:
 
 
 def _kill_namespace(ns: str) -> None:
-    """Terminate every process in a network namespace, then kill what is left."""
-    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-        pids = [int(p) for p in _sh("ip", "netns", "pids", ns, check=False).split()]
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if _alive(p)]
-            time.sleep(0.02)
-        if not pids:
-            return
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    """Terminate every process in a network namespace (TERM, then KILL)."""
+    terminate([int(p) for p in _sh("ip", "netns", "pids", ns, check=False).split()], wait=3.0)
 
 
 def _link_exists(name: str) -> bool:
@@ -279,6 +282,11 @@ def _user() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def read_testbed(cluster_file: str | os.PathLike[str]) -> dict[str, Any]:
+    """What ``testbed_up`` recorded: tag, subnet, host address, bridge, per node netns and address."""
+    return _read_state(testbed_dir(cluster_file))
 
 
 def _read_state(root: Path) -> dict[str, Any]:
