@@ -53,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except typer.TyperException as exc:  # usage errors (typer's click): one line, exit 2
+    except _usage_errors() as exc:  # usage errors: one line, exit 2
         if type(exc).__name__ == "NoArgsIsHelpError":
-            print(exc.ctx.get_help())  # type: ignore[attr-defined]
+            try:
+                print(exc.ctx.get_help())  # type: ignore[attr-defined]
+            except BrokenPipeError:
+                pass
             return 0
         if STATE["debug"]:
             raise
@@ -75,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     if code == 130:  # typer turns KeyboardInterrupt into exit 130
         print("error: interrupted", file=sys.stderr)
     return code
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """click's usage errors (typer vendors click in newer releases)."""
+    import click
+
+    vendored = getattr(typer, "TyperException", None)
+    return (click.ClickException,) + ((vendored,) if vendored else ())
 
 
 def run() -> None:  # pragma: no cover - console script
