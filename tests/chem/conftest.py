@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import csv
-import gzip
-import os
 import shutil
-import subprocess
-import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +11,6 @@ import pytest
 
 from tests.helpers import require, shard_files
 
-MOSES_WHEEL = "molsets-0.3.1-py3-none-any.whl"
 #: SMILES RDKit rejects (ring not closed, cannot kekulize, bad valence, syntax); mixed into a dataset.
 UNPARSABLE = ["C1CC", "c1cccc1", "C(C)(C)(C)(C)C", "CC(", "N1=CC=CC=C1=O", "[Zz]"]
 
@@ -99,30 +93,21 @@ def unparsable_dataset(tmp_path_factory, nci_smi):
     return wb.ingest([src], tmp / "ds", shard_size="8kB", format="cid-smiles")
 
 
-def moses_wheel() -> Path | None:
-    """MOSES SMILES ship in the ``molsets`` wheel; fetched once with pip into the user cache."""
-    cache = Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "workbench"))
-    wheel = cache / MOSES_WHEEL
-    if not wheel.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "molsets==0.3.1",
-                        "-d", str(cache)], capture_output=True, timeout=600)
-    return wheel if wheel.exists() else None
-
-
 @pytest.fixture(scope="session")
 def moses_indexed(tmp_path_factory):
-    """3,000 MOSES test-set molecules (CIDs 1…), ingested and indexed."""
+    """3,000 MOSES molecules (CIDs 1…), ingested and indexed."""
     import workbench as wb
+    from workbench.dataset.recipes import moses_cid_smiles
+    from workbench.errors import WorkbenchError
 
-    wheel = moses_wheel()
-    require("moses", wheel is not None, "the molsets wheel could not be downloaded from PyPI")
+    try:
+        lines = list(moses_cid_smiles(limit=3000))
+    except WorkbenchError as exc:
+        lines = []
+        require("moses", False, str(exc))
     tmp = tmp_path_factory.mktemp("moses")
-    with zipfile.ZipFile(wheel) as zf, gzip.open(zf.open("moses/dataset/data/test.csv.gz"), "rt") as fh:
-        rows = [row[0] for _, row in zip(range(3001), csv.reader(fh))][1:]
-    src = tmp / "moses.tsv"
-    src.write_text("".join(f"{i}\t{smi}\n" for i, smi in enumerate(rows, 1)))
-    ds = wb.ingest([src], tmp / "ds", shard_size="24kB", format="cid-smiles")
+    (tmp / "moses.tsv").write_bytes(b"".join(lines))
+    ds = wb.ingest([tmp / "moses.tsv"], tmp / "ds", shard_size="24kB", format="cid-smiles")
     ds.build_index(workers=2)
     return ds
 

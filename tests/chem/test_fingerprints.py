@@ -54,7 +54,7 @@ def test_screen_keeps_every_match(mols):
     fps = words(b"".join(pattern_fp(m) for m in mols), len(mols))
     for smarts in ("c1ccncc1", "C(=O)N", "[#7]", "*"):
         query = Chem.MolFromSmarts(smarts)
-        kept = set(screen(fps, words(pattern_fp(query))[0]).tolist())
+        kept = set(screen(np.ascontiguousarray(fps.T), words(pattern_fp(query))[0]).tolist())
         matches = {i for i, m in enumerate(mols) if m.HasSubstructMatch(query)}
         assert matches <= kept
         assert smarts == "*" or len(kept) < len(mols)  # the screen really screens

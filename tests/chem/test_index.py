@@ -15,9 +15,12 @@ from workbench.errors import IndexError_
 
 
 @pytest.fixture
-def indexed(tmp_path, nci_dataset):
-    """A private indexed copy the test may modify."""
-    return indexed_copy(nci_dataset.directory, tmp_path / "ds")
+def indexed(tmp_path, nci_indexed):
+    """A private copy of the indexed NCI dataset, index included, that the test may modify."""
+    import workbench as wb
+
+    shutil.copytree(nci_indexed.directory, tmp_path / "ds")
+    return wb.open_dataset(tmp_path / "ds")
 
 
 def test_index_rows_match_rdkit(nci_indexed, nci_records):
@@ -96,8 +99,8 @@ def test_incremental_rebuild_of_changed_and_missing_shards(indexed):
     report = indexed.build_index()
     assert (report.built, report.up_to_date) == (2, len(manifest.shards) - 2)
     records = read_records(indexed.directory)
-    assert sorted(zip(*[indexed.substructure("*")[c].to_pylist() for c in ("cid", "smiles")])) == \
-        substructure_truth(records, "*")
+    got = indexed.substructure("*")
+    assert sorted(zip(got["cid"].to_pylist(), got["smiles"].to_pylist())) == substructure_truth(records, "*")
 
 
 def test_stale_shard_is_searched_from_text(indexed, capsys):
@@ -117,20 +120,29 @@ def test_stale_shard_is_searched_from_text(indexed, capsys):
     assert "1 of" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("field, value", [("rdkit", "2019.03.1"), ("version", 0),
-                                          ("fingerprints", {"morgan": {"radius": 3}})])
-def test_incompatible_index_is_refused_until_rebuilt(indexed, field, value):
+def _record_index_param(ds, field, value) -> None:
     from workbench.dataset.manifest import write_manifest
 
-    indexed.manifest.index[field] = value
-    write_manifest(indexed.directory, indexed.manifest)
-    indexed.reload()
+    ds.manifest.index[field] = value
+    write_manifest(ds.directory, ds.manifest)
+    ds.reload()
+
+
+@pytest.mark.parametrize("field, value", [("rdkit", "2019.03.1"), ("version", 0),
+                                          ("fingerprints", {"morgan": {"radius": 3}})])
+def test_incompatible_index_is_refused(indexed, field, value):
+    _record_index_param(indexed, field, value)
     for search in (lambda: indexed.substructure("c1ccccc1"), lambda: indexed.similar("c1ccccc1")):
         with pytest.raises(IndexError_, match=r"re-run `workbench index`"):
             search()
+
+
+def test_rebuild_makes_an_incompatible_index_usable(indexed, nci_records):
+    _record_index_param(indexed, "rdkit", "2019.03.1")
     report = indexed.build_index()
     assert report.built == len(indexed.manifest.shards)
-    assert indexed.substructure("c1ccccc1").num_rows > 0
+    got = indexed.substructure("c1ccncc1")
+    assert sorted(zip(got["cid"].to_pylist(), got["smiles"].to_pylist())) == substructure_truth(nci_records, "c1ccncc1")
 
 
 def test_index_file_from_other_bytes_is_not_trusted(indexed, tmp_path):
@@ -141,3 +153,15 @@ def test_index_file_from_other_bytes_is_not_trusted(indexed, tmp_path):
     got = indexed.substructure("c1ccncc1")
     assert sorted(zip(got["cid"].to_pylist(), got["smiles"].to_pylist())) == substructure_truth(records, "c1ccncc1")
     assert Path(indexed.directory / a.index_path).exists()
+
+
+def test_jobs_round_trip_through_spec():
+    """Container workers rebuild jobs from ``spec()`` JSON."""
+    from workbench.jobs import job_from_spec
+    from workbench.jobs.indexing import IndexJob
+    from workbench.jobs.similarity import SimilarityJob
+    from workbench.jobs.substructure import SubstructureJob
+
+    for job in (IndexJob(), SubstructureJob("c1ccccc1", smiles=True, limit=3, count_only=True),
+                SimilarityJob("CCO", threshold=0.5, top=10)):
+        assert job_from_spec(json.loads(json.dumps(job.spec()))) == job

@@ -111,3 +111,25 @@ def test_unparsable_records_never_match_and_never_fail(unparsable_dataset, tmp_p
     indexed = indexed_copy(unparsable_dataset.directory, tmp_path / "ds")
     assert rows(indexed.substructure("*")) == parsable  # index
     assert rows(indexed.substructure("CC(C)C")) == substructure_truth(records, "CC(C)C")
+
+
+def test_small_cache_budget_keeps_results_exact(nci_indexed, nci_records, monkeypatch):
+    """In a worker process: molecules stay decoded only within WORKBENCH_CHEM_CACHE_MB."""
+    from workbench.chem.loaded import CACHE, MOL_BYTES
+    from workbench.jobs.base import ShardTask
+    from workbench.jobs.substructure import SubstructureJob
+
+    monkeypatch.setenv("WORKBENCH_CHEM_CACHE_MB", "1")
+    CACHE.clear()
+    try:
+        for query in ("c1ccccc1", "N[C@@H](C)C(=O)O", "[$([NX3;H2,H1;!$(NC=O)])]", "[r5]"):
+            job = SubstructureJob(query)
+            truth = [cid for cid, _ in substructure_truth(nci_records, query)]
+            for _ in range(2):  # second round: some molecules come from the cache
+                payload = b"".join(job.run(ShardTask(str(nci_indexed.directory), s)).payload
+                                   for s in nci_indexed.manifest.shards)
+                assert sorted(int(line.split(b"\t")[0]) for line in payload.splitlines()) == truth
+        decoded = sum(shard.decoded for shard in CACHE.shards())
+        assert 0 < decoded * MOL_BYTES <= 1e6 < len(truth) * MOL_BYTES
+    finally:
+        CACHE.clear()

@@ -49,17 +49,21 @@ def popcounts(fps: np.ndarray) -> np.ndarray:
     return np.bitwise_count(fps).sum(axis=1, dtype=np.int32)
 
 
-def screen(fps: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Row numbers whose fingerprint has every bit of ``query`` set (candidates for a match)."""
-    cols = np.flatnonzero(query)
-    if cols.size == 0:
-        return np.arange(len(fps))
-    q = query[cols]
-    keep = np.empty(len(fps), dtype=bool)
-    for start in range(0, len(fps), _CHUNK):
-        block = fps[start:start + _CHUNK, cols]
-        keep[start:start + len(block)] = ((block & q) == q).all(axis=1)
-    return np.flatnonzero(keep)
+def screen(columns: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Row numbers whose fingerprint has every bit of ``query`` set (candidates for a match).
+
+    ``columns`` is the fingerprint matrix transposed, ``(FP_WORDS, n)``. The query's most
+    selective word is tested over all rows, each next word only over the rows still in.
+    """
+    nz = np.flatnonzero(query)
+    rows = np.arange(columns.shape[1])
+    for j in nz[np.argsort(-np.bitwise_count(query[nz]), kind="stable")]:
+        word = query[j]
+        values = columns[j] if len(rows) == columns.shape[1] else columns[j, rows]
+        rows = rows[(values & word) == word]
+        if not len(rows):
+            break
+    return rows
 
 
 def tanimoto(columns: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -27,6 +27,23 @@ def mol_from_pickle(data: bytes) -> Chem.Mol:
     return Chem.Mol(data)
 
 
+def match_pickles(pickles: list[bytes], query: Chem.Mol) -> list[int]:
+    """Positions of the pickled molecules that have a substructure match for ``query``.
+
+    Decoding and matching run inside RDKit (a one-thread ``SubstructLibrary`` over the
+    pickles), with ``HasSubstructMatch``'s default parameters: the library's own default would
+    take chirality into account.
+    """
+    from rdkit.Chem import rdSubstructLibrary
+
+    holder = rdSubstructLibrary.CachedMolHolder()
+    for data in pickles:
+        holder.AddBinary(data)
+    library = rdSubstructLibrary.SubstructLibrary(holder)
+    return list(library.GetMatches(query, Chem.SubstructMatchParameters(), numThreads=1,
+                                   maxResults=max(1, len(pickles))))
+
+
 def read_shard_records(path: str, batch: int = 20_000) -> Iterator[tuple[list[int], list[str]]]:
     """``CID<TAB>SMILES`` lines of a shard as batches of (cids, smiles), bounded memory."""
     cids: list[int] = []

@@ -49,7 +49,8 @@ def substructure(
     dataset: DatasetOpt,
     smiles: Annotated[bool, typer.Option("--smiles", help="QUERY is SMILES, not SMARTS.")] = False,
     count: CountOpt = False,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N results (lowest CIDs).")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", min=1, help="At most N results (the lowest CIDs, for a dataset in CID order).")] = None,
     backend: BackendOpt = "local",
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,

@@ -1,0 +1,46 @@
+"""Per-shard plumbing shared by the chemistry jobs: index-or-text choice, result lines."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from workbench.chem.loaded import CACHE, FileKey, LoadedShard, file_key
+
+if TYPE_CHECKING:
+    from workbench.dataset.manifest import Manifest
+    from workbench.jobs.base import ShardTask
+
+
+def indexed_shard(task: "ShardTask") -> LoadedShard | None:
+    """The shard's index, loaded (or cached) in this process, if one was built from these bytes."""
+    from workbench.dataset.index import shard_index_usable
+
+    key = file_key(task.index_path)
+    if key is None:
+        return None
+    usable = _USABLE.get((key, task.shard.sha256))
+    if usable is None:
+        usable = _USABLE[(key, task.shard.sha256)] = shard_index_usable(task.index_path, task.shard)
+        if len(_USABLE) > 10_000:
+            _USABLE.clear()
+    return CACHE.get(key) if usable else None
+
+
+#: Verdicts of ``shard_index_usable`` per index file version and shard checksum.
+_USABLE: dict[tuple[FileKey, str], bool] = {}
+
+
+def tsv_lines(*columns: Iterable[object]) -> bytes:
+    """Result payload: one ``\\t``-joined line per row."""
+    return "".join("\t".join(map(str, row)) + "\n" for row in zip(*columns)).encode("utf-8", "surrogateescape")
+
+
+def note_index_coverage(manifest: "Manifest") -> None:
+    """Refuse an incompatible index; tell stderr when shards will be parsed from text."""
+    from workbench.dataset.index import coverage_note
+
+    note = coverage_note(manifest)
+    if note:
+        print(f"note: {note}", file=sys.stderr)

@@ -1,0 +1,108 @@
+"""``SimilarityJob``: records whose Morgan Tanimoto to a query is at least ``threshold``.
+
+Radius 2, 2048 bits, as ``DataStructs.BulkTanimotoSimilarity`` computes it, vectorised over the
+whole shard (numpy popcount over uint64 words). Results sorted by similarity (descending, then
+CID); ``top`` keeps the K best over all shards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from workbench.errors import QueryError
+from workbench.jobs.base import Column, Job, ShardOutput, ShardTask
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from workbench.dataset.manifest import Manifest
+
+
+@dataclass
+class SimilarityJob(Job):
+    smiles: str
+    threshold: float = 0.7
+    top: int | None = None
+
+    name: ClassVar[str] = "similar"
+    columns: ClassVar[tuple[Column, ...]] = (("cid", "int64"), ("smiles", "string"), ("similarity", "double"))
+    executor: ClassVar[Literal["threads", "processes"]] = "processes"
+
+    def prepare(self, manifest: "Manifest") -> None:
+        from workbench.chem.query import similarity_query
+        from workbench.chem.shards import note_index_coverage
+
+        if not 0.0 <= self.threshold <= 1.0:
+            raise QueryError(f"invalid threshold {self.threshold}: must be between 0 and 1")
+        if self.top is not None and self.top < 1:
+            raise QueryError(f"invalid top {self.top}: must be at least 1")
+        similarity_query(self.smiles)
+        note_index_coverage(manifest)
+
+    def run(self, task: ShardTask) -> ShardOutput:
+        import numpy as np
+
+        from workbench.chem.fingerprints import morgan_fp, popcounts, tanimoto, words
+        from workbench.chem.query import similarity_query
+        from workbench.chem.shards import indexed_shard, tsv_lines
+
+        query = words(morgan_fp(similarity_query(self.smiles)))[0]
+        shard = indexed_shard(task)
+        if shard is not None:
+            columns, counts, valid = shard.morgan()
+            sims = tanimoto(columns, counts, query)
+            rows = self._best(np.flatnonzero(valid & (sims >= self.threshold)), sims, shard.cids)
+            cids, smiles = shard.records(rows)
+        else:
+            all_cids, all_smiles, fps, valid = _text_fingerprints(task.path)
+            sims = tanimoto(np.ascontiguousarray(fps.T), popcounts(fps), query)
+            rows = self._best(np.flatnonzero(valid & (sims >= self.threshold)), sims, np.asarray(all_cids))
+            cids, smiles = [all_cids[r] for r in rows], [all_smiles[r] for r in rows]
+        return ShardOutput(tsv_lines(cids, smiles, map(repr, sims[rows].tolist())), len(rows))
+
+    def _best(self, rows: "np.ndarray", sims: "np.ndarray", cids: "np.ndarray") -> "np.ndarray":
+        """``rows`` ordered by similarity (descending) then CID, cut to ``top``."""
+        import numpy as np
+
+        order = np.lexsort((cids[rows], -sims[rows]))
+        return rows[order[: self.top] if self.top else order]
+
+    def finish(self, table: "pa.Table") -> "pa.Table":
+        table = table.sort_by([("similarity", "descending"), ("cid", "ascending")])
+        return table.slice(0, self.top) if self.top else table
+
+    def finish_payloads(self, payloads: list[bytes]) -> list[bytes] | None:
+        """All shards' lines, sorted by similarity (descending, then CID), cut to ``top``."""
+        lines = [line for p in payloads for line in p.splitlines(keepends=True)]
+        lines.sort(key=_sort_key)
+        return [b"".join(lines[: self.top] if self.top else lines)]
+
+
+def _sort_key(line: bytes) -> tuple[float, int]:
+    cid, _, rest = line.partition(b"\t")
+    return -float(rest.rsplit(b"\t", 1)[1]), int(cid)
+
+
+def _text_fingerprints(path: str) -> tuple[list[int], list[str], "np.ndarray", "np.ndarray"]:
+    """Parse a shard's SMILES: CIDs, SMILES, Morgan words (zero where unparsable), valid mask."""
+    import numpy as np
+
+    from workbench.chem.fingerprints import FP_BYTES, morgan_fp, words
+    from workbench.chem.molecules import parse_smiles, quiet_rdkit, read_shard_records
+
+    quiet_rdkit()
+    cids: list[int] = []
+    smiles: list[str] = []
+    raw = bytearray()
+    valid: list[bool] = []
+    empty = bytes(FP_BYTES)
+    for batch_cids, batch_smiles in read_shard_records(path):
+        cids += batch_cids
+        smiles += batch_smiles
+        for smi in batch_smiles:
+            mol = parse_smiles(smi)
+            valid.append(mol is not None)
+            raw += morgan_fp(mol) if mol is not None else empty
+    return cids, smiles, words(bytes(raw), len(cids)), np.array(valid, dtype=bool)

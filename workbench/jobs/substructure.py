@@ -1,0 +1,91 @@
+"""``SubstructureJob``: records whose molecule has a substructure match for a SMARTS/SMILES query.
+
+Exactly ``Chem.MolFromSmiles(smiles).HasSubstructMatch(query)`` with RDKit's defaults. With an
+index: screen with the pattern fingerprint (numpy over uint64 words), then match the survivors
+on molecules unpickled from the index (kept decoded in the worker between queries). Without
+one: parse the shard's SMILES.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from workbench.errors import QueryError
+from workbench.jobs.base import Job, ShardOutput, ShardTask
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from rdkit import Chem
+
+    from workbench.chem.loaded import LoadedShard
+    from workbench.dataset.manifest import Manifest
+
+
+@dataclass
+class SubstructureJob(Job):
+    query: str
+    smiles: bool = False
+    limit: int | None = None
+    count_only: bool = False
+
+    name: ClassVar[str] = "substructure"
+    executor: ClassVar[Literal["threads", "processes"]] = "processes"
+
+    def prepare(self, manifest: "Manifest") -> None:
+        from workbench.chem.query import substructure_query
+        from workbench.chem.shards import note_index_coverage
+
+        if self.limit is not None and self.limit < 1:
+            raise QueryError(f"invalid limit {self.limit}: must be at least 1")
+        substructure_query(self.query, self.smiles)
+        note_index_coverage(manifest)
+
+    def run(self, task: ShardTask) -> ShardOutput:
+        from workbench.chem.query import substructure_query
+        from workbench.chem.shards import indexed_shard, tsv_lines
+
+        query = substructure_query(self.query, self.smiles)
+        shard = indexed_shard(task)
+        cids, smiles = _match_index(shard, query, self.limit) if shard else _match_text(task.path, query, self.limit)
+        if self.count_only:
+            return ShardOutput(b"", len(cids))
+        return ShardOutput(tsv_lines(cids, smiles), len(cids))
+
+    def finish(self, table: "pa.Table") -> "pa.Table":
+        if self.limit is None:
+            return table
+        return table.sort_by("cid").slice(0, self.limit)
+
+    def finish_payloads(self, payloads: list[bytes]) -> list[bytes] | None:
+        """With ``limit``: the first ``limit`` lines by CID over all shards (deterministic)."""
+        if self.limit is None:
+            return None
+        lines = [line for p in payloads for line in p.splitlines(keepends=True)]
+        lines.sort(key=lambda line: int(line.split(b"\t", 1)[0]))
+        return [b"".join(lines[: self.limit])]
+
+
+def _match_index(shard: "LoadedShard", query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:
+    from workbench.chem.fingerprints import pattern_fp, screen, words
+    from workbench.chem.loaded import CACHE
+
+    rows = screen(shard.pattern(), words(pattern_fp(query))[0])
+    return shard.records(shard.match(rows, query, allowance=CACHE.room(), limit=limit))
+
+
+def _match_text(path: str, query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:
+    from workbench.chem.molecules import parse_smiles, quiet_rdkit, read_shard_records
+
+    quiet_rdkit()
+    cids: list[int] = []
+    smiles: list[str] = []
+    for batch_cids, batch_smiles in read_shard_records(path):
+        for cid, smi in zip(batch_cids, batch_smiles):
+            mol = parse_smiles(smi)
+            if mol is not None and mol.HasSubstructMatch(query):
+                cids.append(cid)
+                smiles.append(smi)
+                if limit is not None and len(cids) >= limit:
+                    return cids, smiles
+    return cids, smiles
