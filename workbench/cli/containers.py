@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -113,7 +112,7 @@ def bench_images(
                                on_run=lambda v, i, s: err.log(f"{v} run {i + 1}/{repeat}: {s.seconds:.3f} s")
                                if sys.stderr.isatty() else None)
     table = Table("variant", "image", "engine", "wall s", "MB/s", "× fastest", "image MB", "start-up s", "hits",
-                  title=f"{job} {query!r} on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)")
+                  title=f"{job} '{query}' on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)")
     for r in rows:
         table.add_row(r.variant, r.image, r.engine, f"{r.wall_s:.3f}", f"{r.mb_per_s:,.1f}", f"{r.ratio:.2f}",
                       "-" if r.size_mb is None else f"{r.size_mb:,.1f}",
@@ -123,4 +122,4 @@ def bench_images(
         json_out.write_text(json.dumps({"dataset": str(ds.directory), "job": job, "query": query, "mode": mode,
                                         "rows": [r.__dict__ for r in rows], "runs": raw}, indent=1) + "\n")
     if plot_out:
-        plot(rows, str(plot_out), f"{job} {query!r}")
+        plot(rows, str(plot_out), f"{job} '{query}'")

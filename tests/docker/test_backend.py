@@ -1,0 +1,109 @@
+"""The docker backend gives the local backend's results exactly: every grep engine, substructure."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.backends.conformance import BackendConformance
+from tests.docker.conftest import our_containers, wait_for_no_containers
+from workbench.backends import close_all
+from tests.helpers import gnu_grep, shard_files
+from workbench.jobs.grep import GrepJob
+
+pytestmark = pytest.mark.docker
+
+PATTERNS = [("C(=O)N", {"fixed": True}), ("Cl|Br", {"extended": True}), ("[nH]", {}), ("cl", {"ignore_case": True}),
+            ("^1[0-9]{2}\t", {"extended": True})]
+
+
+def lines(dataset, job, **options) -> list[bytes]:
+    return sorted(line for r in dataset.run(job, **options) for line in r.payload.splitlines())
+
+
+class TestDockerConformance(BackendConformance):
+    @pytest.fixture
+    def run_options(self, worker_images):
+        return {"backend": "docker"}
+
+    @pytest.fixture(autouse=True)
+    def no_container_left(self, docker_client, existing_containers):
+        """Once the backend is closed (as at exit) after success, a failing shard or a rejected pattern,
+        no worker container is left."""
+        yield
+        close_all()
+        assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
+
+
+@pytest.mark.parametrize("engine", ["gnu", "busybox", "ripgrep"])
+@pytest.mark.parametrize("pattern,flags", PATTERNS)
+def test_grep_equals_local_backend(nci_dataset, worker_images, engine, pattern, flags):
+    job = GrepJob(pattern, engine=engine, **flags)
+    expected = lines(nci_dataset, job, backend="local")
+    assert lines(nci_dataset, job, backend="docker") == expected
+    assert expected
+
+
+@pytest.mark.parametrize("engine", ["gnu", "busybox", "ripgrep"])
+def test_count_only_per_engine(nci_dataset, worker_images, engine):
+    run = nci_dataset.run(GrepJob("N", engine=engine, count_only=True), backend="docker")
+    assert sum(r.hits for r in run) == len(gnu_grep(shard_files(nci_dataset.directory), "-e", "N"))
+
+
+def test_one_container_per_shard_mode_gives_the_same_lines(nci_dataset, worker_images):
+    from workbench.backends.docker import DockerBackend
+
+    job = GrepJob("[N+]([O-])=O", fixed=True)
+    with DockerBackend(workers=2, mode="per-shard") as backend:
+        got = sorted(line for r in backend.map_shards(job, nci_dataset.directory, nci_dataset.manifest)
+                     for line in r.payload.splitlines())
+    assert got == gnu_grep(shard_files(nci_dataset.directory), "-F", "-e", "[N+]([O-])=O")
+
+
+def test_containers_serve_every_run_until_the_backend_closes(nci_dataset, worker_images, docker_client,
+                                                             existing_containers):
+    from workbench.backends.docker import DockerBackend
+
+    with DockerBackend(workers=2) as backend:
+        first = list(backend.map_shards(GrepJob("C"), nci_dataset.directory, nci_dataset.manifest))
+        second = list(backend.map_shards(GrepJob("N", engine="ripgrep"), nci_dataset.directory, nci_dataset.manifest))
+        workers = {r.worker for r in first}
+        assert 1 <= len(workers) <= 2  # at most one container per worker serves every shard
+        assert {r.worker for r in second} <= workers  # and the next run's, another job on the same image
+        assert {r.node for r in first} == {docker_client.info()["Name"]}
+        assert {c.attrs["Names"][0].lstrip("/") for c in our_containers(docker_client, existing_containers)} == workers
+    assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
+
+
+@pytest.mark.parametrize("query", ["c1ccccc1O", "C(=O)N", "[#7;R]", "[Cl,Br,I]"])
+def test_substructure_equals_local_and_rdkit(nci_dataset, worker_images, query):
+    from tests.chem.conftest import read_records, substructure_truth
+    from workbench.jobs.substructure import SubstructureJob
+
+    job = SubstructureJob(query=query)
+    docker_lines = lines(nci_dataset, job, backend="docker")
+    assert docker_lines == lines(nci_dataset, job, backend="local")
+    truth = substructure_truth(read_records(nci_dataset.directory), query)
+    assert sorted((int(c), s.decode()) for c, s in (line.split(b"\t", 1) for line in docker_lines)) == truth
+    assert truth
+
+
+def test_substructure_on_an_index_equals_local(tmp_path, nci_dataset, worker_images):
+    from tests.chem.conftest import indexed_copy
+    from workbench.jobs.substructure import SubstructureJob
+
+    indexed = indexed_copy(nci_dataset.directory, tmp_path / "ds")
+    for query in ("c1ccncc1", "S(=O)(=O)N"):
+        job = SubstructureJob(query=query)
+        assert lines(indexed, job, backend="docker") == lines(indexed, job, backend="local")
+
+
+def test_similarity_equals_local_and_rdkit(nci_dataset, worker_images):
+    from tests.chem.conftest import read_records, similarity_truth
+    from workbench.jobs.similarity import SimilarityJob
+
+    job = SimilarityJob(smiles="CC(=O)Nc1ccc(O)cc1", threshold=0.3)
+    docker_lines = lines(nci_dataset, job, backend="docker")
+    assert docker_lines == lines(nci_dataset, job, backend="local")
+    truth = similarity_truth(read_records(nci_dataset.directory), "CC(=O)Nc1ccc(O)cc1", 0.3)
+    assert sorted(int(line.split(b"\t", 1)[0]) for line in docker_lines) == sorted(cid for cid, _, _ in truth)
+    assert truth

@@ -1,0 +1,95 @@
+"""Worker containers are sandboxed, and none is left after a dead worker, an early stop or Ctrl-C
+(after success and a failing shard: the conformance tests in ``test_backend`` check it after each test)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.docker.conftest import SLOW_PATTERN, our_containers, wait_for_no_containers
+from workbench.errors import JobError
+from workbench.jobs.grep import GrepJob
+
+pytestmark = pytest.mark.docker
+
+
+def test_running_worker_is_sandboxed(slow_dataset, worker_images, docker_client, existing_containers):
+    from workbench.backends.docker import DockerBackend
+
+    with DockerBackend(workers=2) as backend:
+        results = backend.map_shards(GrepJob(SLOW_PATTERN), slow_dataset.directory, slow_dataset.manifest)
+        next(results)  # workers are up and serving shards
+        running = our_containers(docker_client, existing_containers)
+        assert running
+        for container in running:
+            container.reload()
+            host, config = container.attrs["HostConfig"], container.attrs["Config"]
+            assert container.status == "running"
+            assert host["NetworkMode"] == "none"
+            assert config["User"] == "65534:65534"
+            assert host["NanoCpus"] == 1_000_000_000
+            assert 0 < host["Memory"] <= 512 * 2**20
+            assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+            assert host["SecurityOpt"] == ["no-new-privileges"]
+            assert host["Privileged"] is False and host["ReadonlyRootfs"] is True
+            (mount,) = container.attrs["Mounts"]
+            assert (mount["Destination"], mount["RW"], Path(mount["Source"])) == ("/data", False, slow_dataset.directory)
+            probe = container.exec_run(["sh", "-c", "id -u; touch /data/x 2>&1; cat /proc/net/dev | wc -l"])
+            uid, touch, netdev = probe.output.decode().splitlines()
+            assert uid == "65534" and "Read-only file system" in touch and int(netdev) == 3  # header + lo only
+        results.close()
+    assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
+
+
+def test_killed_worker_fails_the_run_and_leaves_nothing(slow_dataset, worker_images, docker_client,
+                                                        existing_containers):
+    run = slow_dataset.run(GrepJob(SLOW_PATTERN), backend="docker", workers=2)
+    results = iter(run)
+    next(results)
+    our_containers(docker_client, existing_containers)[0].kill()
+    with pytest.raises(JobError, match="exited unexpectedly"):
+        for _ in results:
+            pass
+    assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
+
+
+def interrupted_cli_run(dataset, client, sig: int, existing: frozenset[str]) -> tuple[int, bytes]:
+    """Start `workbench grep --backend docker`, send ``sig`` once both workers run; (exit status, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "grep", SLOW_PATTERN, "-d", str(dataset.directory),
+                             "--backend", "docker", "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while len(our_containers(client, existing)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert len(our_containers(client, existing)) == 2, "the run did not start its two workers"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, err
+
+
+def test_ctrl_c_removes_every_container(slow_dataset, worker_images, docker_client, existing_containers):
+    status, err = interrupted_cli_run(slow_dataset, docker_client, signal.SIGINT, existing_containers)
+    assert status == 130, err
+    assert b"interrupted" in err
+    assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
+
+
+def test_killed_client_leaves_no_container(slow_dataset, worker_images, docker_client, existing_containers):
+    """SIGKILL runs no cleanup: the workers' stdin closes with the client, their loop ends, auto-remove."""
+    status, _ = interrupted_cli_run(slow_dataset, docker_client, signal.SIGKILL, existing_containers)
+    assert status == -signal.SIGKILL
+    assert wait_for_no_containers(docker_client, timeout=60, ignore=existing_containers) == []
+
+
+def test_stopping_early_removes_containers(nci_dataset, worker_images, docker_client, existing_containers):
+    results = iter(nci_dataset.run(GrepJob("C"), backend="docker", workers=2))
+    next(results)
+    results.close()
+    assert wait_for_no_containers(docker_client, ignore=existing_containers) == []

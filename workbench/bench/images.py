@@ -1,0 +1,128 @@
+"""``workbench bench images``: the same job on the same shards in each worker image, plus no container.
+
+Each variant gets one untimed warm-up and ``repeat`` timed runs; rows report the median wall,
+MB/s, the ratio to the fastest variant, the image size and the container start-up cost
+(create + start + exit + remove of one container, median of a few).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from workbench.bench.scaling import timed_run
+from workbench.containers.imagemap import ImageMap
+from workbench.dataset.dataset import Dataset
+from workbench.errors import WorkbenchError
+from workbench.jobs.base import Job
+from workbench.stats import RunStats
+
+LOCAL = "local"
+
+
+@dataclass
+class ImageRow:
+    variant: str
+    image: str
+    engine: str
+    wall_s: float
+    mb_per_s: float
+    ratio: float
+    size_mb: float | None
+    startup_s: float | None
+    hits: int
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    image: str | None  # canonical image name; None = local backend
+    engine: str | None  # grep engine, None for other jobs
+
+
+def variants(names: list[str], job: Job, imap: ImageMap) -> list[Variant]:
+    """Resolve ``gnu-grep``, ``busybox-grep``, ``ripgrep``, ``rdkit``… to (image, grep engine)."""
+    out = []
+    for name in names:
+        if job.name != "grep":
+            out.append(Variant(name, imap.get(name).name, None))
+            continue
+        engines = [key.split("/", 1)[1] for key, image in imap.jobs.items() if key.startswith("grep/") and image == name]
+        if engines:  # an image name: its first engine (gnu-grep -> gnu)
+            out.append(Variant(name, name, engines[0]))
+        elif f"grep/{name}" in imap.jobs:  # an engine name: the image that runs it (ripgrep -> gnu-grep)
+            out.append(Variant(name, imap.jobs[f"grep/{name}"], name))
+        else:
+            raise WorkbenchError(f"unknown image or grep engine {name!r} (images: {', '.join(imap.images)})")
+    return out
+
+
+def startup_cost(client: Any, tag: str, samples: int = 3) -> float:
+    """Median seconds to create, start, run ``true`` to exit, and remove one container of ``tag``."""
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        client.containers.run(tag, ["true"], remove=True, network_mode="none", labels={"workbench.bench": "startup"})
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def compare_images(dataset: Dataset, job: Job, names: list[str], *, workers: int | None = None, repeat: int = 3,
+                   docker_host: str | None = None, mode: str = "pool",
+                   on_run: Callable[[str, int, RunStats], None] | None = None
+                   ) -> tuple[list[ImageRow], list[dict[str, Any]]]:
+    """Run the comparison; returns table rows (local baseline first) and every raw run."""
+    from workbench.backends import get_backend
+    from workbench.containers.imagemap import load_image_map
+
+    imap = load_image_map()
+    plan = [Variant(LOCAL, None, getattr(job, "engine", None)), *variants(names, job, imap)]
+    raw: list[dict[str, Any]] = []
+    measured = []
+    for v in plan:
+        variant_job = replace(job, engine=v.engine) if v.engine else job  # type: ignore[type-var]
+        options: dict[str, Any] = {"backend": "local", "workers": workers}
+        size = startup = None
+        tag = "(no container)"
+        if v.image:
+            options = {"backend": "docker", "workers": workers, "image": v.image, "docker_host": docker_host, "mode": mode}
+            backend = get_backend("docker", **{k: v for k, v in options.items() if k != "backend"})
+            tag, _ = backend.resolve_image(variant_job)  # type: ignore[attr-defined]
+            size = backend.client.images.get(tag).attrs["Size"] / 1e6  # type: ignore[attr-defined]
+            startup = startup_cost(backend.client, tag)  # type: ignore[attr-defined]
+        timed_run(dataset, variant_job, **options)  # warm-up: page cache, image layers, clusters
+        walls, hits = [], 0
+        for i in range(repeat):
+            stats = timed_run(dataset, variant_job, **options)
+            walls.append(stats.seconds)
+            hits = stats.hits
+            raw.append({"variant": v.name, "image": tag, "repeat": i, **stats.to_dict()})
+            if on_run:
+                on_run(v.name, i, stats)
+        measured.append((v, tag, statistics.median(walls), size, startup, hits))
+    fastest = min(wall for _, _, wall, _, _, _ in measured)
+    mb = dataset.manifest.bytes / 1e6
+    rows = [ImageRow(v.name, tag, v.engine or "-", wall, mb / wall if wall else 0.0, wall / fastest if fastest else 0.0,
+                     size, startup, hits) for v, tag, wall, size, startup, hits in measured]
+    return rows, raw
+
+
+def plot(rows: list[ImageRow], path: str, title: str) -> None:
+    """MB/s per variant, bars labelled with the ratio to the fastest."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bars = ax.bar([r.variant for r in rows], [r.mb_per_s for r in rows], color="tab:blue")
+    for bar, r in zip(bars, rows):
+        ax.annotate(f"{r.ratio:.1f}×", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=9)
+    ax.set(ylabel="MB/s", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

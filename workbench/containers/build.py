@@ -1,0 +1,149 @@
+"""Build the worker images through the Docker Engine API, and list them.
+
+Python packages reach the ``rdkit`` image through a host-side wheelhouse: ``pip download``
+runs on the host (which reaches the package index, through its proxy and CA) and the wheels
+travel in the build context, because ``pip install`` inside a build often cannot (no network,
+or a TLS-intercepting proxy whose CA the base image does not trust).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.containers.imagemap import PLATFORMS, ImageMap, ImageSpec
+from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    import docker
+
+Log = Callable[[str], None]
+
+#: pip ``--platform`` tags of the manylinux wheels each architecture can run (Debian bookworm: glibc 2.36).
+WHEEL_PLATFORMS = {
+    "amd64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    "arm64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"],
+    "armv7": ["manylinux_2_31_armv7l", "linux_armv7l"],
+}
+PYTHON_VERSION = "3.11"  # Debian bookworm's python3
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "workbench"
+
+
+def wheelhouse(spec: ImageSpec, arch: str, log: Log = print) -> Path:
+    """``pip download`` the recipe's requirements for ``arch`` (cached)."""
+    requirements = spec.recipe / "requirements.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    target = cache_dir() / "wheelhouse" / f"{spec.name}-{arch}-{digest}"
+    stamp = target / ".complete"
+    if not stamp.exists():
+        log(f"{spec.name}: downloading wheels for {arch} into {target}")
+        platforms = [a for p in WHEEL_PLATFORMS[arch] for a in ("--platform", p)]
+        _pip("download", "--only-binary=:all:", *platforms, "--python-version", PYTHON_VERSION,
+             "--implementation", "cp", "-d", str(target), "-r", str(requirements))
+        stamp.touch()
+    return target
+
+
+def _pip(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args, "--quiet"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-2:]
+        raise WorkbenchError(f"pip {args[0]} failed: {' / '.join(tail)}")
+
+
+def build_context(spec: ImageSpec, wheels: Path | None) -> io.BytesIO:
+    """The recipe directory as a tar build context; with ``wheels``, also ``wheels/`` and the
+    ``workbench/`` package source (the worker entry point and the jobs)."""
+    if not (spec.recipe / "Dockerfile").is_file():
+        raise WorkbenchError(f"image {spec.name!r}: no Dockerfile in {spec.recipe}")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(spec.recipe, ".")
+        if wheels is not None:
+            for whl in sorted(wheels.glob("*.whl")):
+                tar.add(whl, f"wheels/{whl.name}")
+            package = Path(__file__).resolve().parents[1]
+            tar.add(package, "workbench", filter=_skip_caches)
+    buf.seek(0)
+    return buf
+
+
+#: What the Python worker runs; an image carrying an older copy gives other results than the host.
+WORKER_SOURCES = ("worker.py", "errors.py", "jobs", "chem", "dataset")
+SOURCE_LABEL = "org.workbench.source"
+
+
+def source_digest() -> str:
+    """A digest of the workbench modules the Python worker runs (labels the images that carry them)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for entry in WORKER_SOURCES:
+        path = package / entry
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info
+
+
+def build_image(client: "docker.DockerClient", spec: ImageSpec, arch: str | None = None,
+                log: Log = print) -> str:
+    """Build ``spec`` for ``arch`` (default: the engine's); returns the tag."""
+    from workbench.containers.engine import engine_arch
+
+    arch = arch or engine_arch(client)
+    tag = spec.tag_for(arch)
+    wheels = wheelhouse(spec, arch, log) if spec.wheelhouse else None
+    log(f"{spec.name}: building {tag} for {arch} from {spec.base}")
+    stream = client.api.build(
+        fileobj=build_context(spec, wheels), custom_context=True, tag=tag, buildargs={"BASE": spec.base},
+        network_mode="host", platform=PLATFORMS[arch] if arch != engine_arch(client) else None,
+        rm=True, forcerm=True, pull=False, decode=True,
+        labels={SOURCE_LABEL: source_digest()} if spec.wheelhouse else None,
+    )
+    tail: list[str] = []
+    for chunk in stream:
+        if "error" in chunk:
+            hint = " (run `workbench images bootstrap` first)" if "pull access denied" in chunk["error"] \
+                or "not found" in chunk["error"] else ""
+            context = f" after: {tail[-1]}" if tail else ""
+            raise WorkbenchError(f"building {tag} failed: {chunk['error'].strip()}{hint}{context}")
+        line = chunk.get("stream", "").rstrip()
+        if line:
+            tail = (tail + [line])[-5:]
+    log(f"{spec.name}: built {tag}")
+    return tag
+
+
+def list_images(client: "docker.DockerClient", imap: ImageMap, arch: str | None = None) -> list[dict[str, Any]]:
+    """Name, tag, size, architecture and creation time of each mapped image on this engine."""
+    import docker
+
+    from workbench.containers.engine import engine_arch
+
+    arch = arch or engine_arch(client)
+    rows = []
+    for spec in imap.images.values():
+        tag = spec.tag_for(arch) if arch in spec.platforms else spec.tag
+        row: dict[str, Any] = {"name": spec.name, "tag": tag, "present": False, "size": None,
+                               "arch": None, "created": None, "base": spec.base}
+        try:
+            attrs = client.images.get(tag).attrs
+            row.update(present=True, size=attrs["Size"], created=attrs["Created"][:19],
+                       arch="/".join(filter(None, (attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant")))))
+        except docker.errors.ImageNotFound:
+            pass
+        rows.append(row)
+    return rows

@@ -1,0 +1,147 @@
+"""Sandboxed worker containers and the framed stdin/stdout protocol that feeds them shards.
+
+A long-lived worker reads one request per line on its attached stdin (for command images the
+shard's argv, shell-quoted; for the Python worker the job spec and the shard's manifest entry
+as JSON) and, after each shard's output, writes ``TOKEN STATUS NBYTES\\n`` plus NBYTES of error text on stdout. Command
+images (grep, BusyBox) run that loop in ``sh``; the rdkit image runs ``python -m
+workbench.worker --frame``. Containers are created with ``StdinOnce``: when the client goes
+away their stdin closes, the loop ends, and ``auto_remove`` deletes them.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import docker
+
+from workbench.errors import BackendError, JobError
+
+MOUNT = "/data"
+RUN_LABEL = "workbench.run"
+
+#: Runs each shell-quoted argv read on stdin (``shlex.join``; quoting makes ``eval`` safe).
+SHELL_LOOP = r"""
+while IFS= read -r argv; do
+  eval "set -- $argv"
+  "$@" 2>/tmp/wb.err
+  rc=$?
+  printf '%s %s %s\n' "$WB_FRAME" "$rc" "$(wc -c </tmp/wb.err)"
+  cat /tmp/wb.err
+done
+"""
+
+
+def sandbox(root: str, memory: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Create options: dataset read-only at /data, no network, nobody, 1 CPU, a memory cap, no privileges."""
+    return {
+        "volumes": {root: {"bind": MOUNT, "mode": "ro"}},
+        "network_mode": "none",
+        "user": "65534:65534",
+        "nano_cpus": 1_000_000_000,
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "pids_limit": 256,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,size=64m,mode=1777"},
+        "labels": labels,
+        "auto_remove": True,
+        # Results travel over the attach stream only: the default json-file log would make the
+        # engine encode and write every result line a second time.
+        "log_config": {"type": "none", "config": {}},
+    }
+
+
+class WorkerContainer:
+    """One container attached over the Engine API; ``run(path)`` sends a shard and reads its frame."""
+
+    def __init__(self, client: "docker.DockerClient", image: str, command: list[str], options: dict[str, Any],
+                 token: str):
+        self.token = token.encode()
+        self.container = client.containers.create(image, command, stdin_open=True, **options)
+        self.name = self.container.name
+        streams = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        self.socket = self.container.attach_socket(params=streams)
+        self.container.start()
+        self._frames = _frames(self.socket)
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf known to hold no frame token
+        self._err = bytearray()
+
+    def run(self, request: str) -> tuple[int, bytes, bytes]:
+        """Send one shard's request line; return (status, stdout, error text) once its frame arrives."""
+        _raw(self.socket).sendall(request.encode() + b"\n")
+        while True:
+            status = self._parse_frame()
+            if status is not None:
+                return status
+            self._read()
+
+    def _read(self) -> None:
+        for stream, data in self._frames:
+            if stream == 1:
+                self._buf.extend(data)
+                return
+            self._err = (self._err + data)[-2000:]
+        said = self._err.decode("utf-8", "replace").strip().splitlines()
+        raise JobError(f"worker container {self.name} exited unexpectedly" + (f": {said[-1]}" if said else ""))
+
+    def _parse_frame(self) -> tuple[int, bytes, bytes] | None:
+        at = self._buf.find(self.token, self._scanned)
+        if at < 0:
+            self._scanned = max(0, len(self._buf) - len(self.token))
+            return None
+        end = self._buf.find(b"\n", at)
+        if end < 0:
+            return None
+        _, status, size = self._buf[at:end].split()
+        n = int(size)
+        if len(self._buf) < end + 1 + n:
+            return None
+        payload, error = bytes(self._buf[:at]), bytes(self._buf[end + 1: end + 1 + n])
+        del self._buf[: end + 1 + n]
+        self._scanned = 0
+        return int(status), payload, error
+
+    def remove(self) -> None:
+        """Kill and delete (idempotent; ``auto_remove`` may have done it)."""
+        try:
+            self.socket.close()
+        except OSError:
+            pass
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+
+def _frames(sock: Any) -> Any:
+    from docker.utils.socket import frames_iter
+
+    return frames_iter(sock, tty=False)
+
+
+def _raw(sock: Any) -> socket.socket:
+    return getattr(sock, "_sock", sock)
+
+
+def wait_gone(client: "docker.DockerClient", run_id: str, timeout: float = 10.0) -> None:
+    """Wait until no container labelled ``run_id`` is left (``auto_remove`` is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = client.containers.list(all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        if not left:
+            return
+        for c in left:
+            try:
+                c.remove(force=True)
+            except Exception:
+                pass
+        time.sleep(0.1)
+    raise BackendError(f"containers of run {run_id} were not removed within {timeout:.0f} s")
