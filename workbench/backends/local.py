@@ -106,8 +106,11 @@ class LocalBackend(Backend):
 
             from distributed import Client, LocalCluster
 
+            logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO chatter on our stderr
+            # the scheduler's HTTP endpoint on an ephemeral port: no clash with another cluster's 8787
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=logging.ERROR)
+                                         dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                                         silence_logs=logging.ERROR)
             self._client = Client(self._cluster, set_as_default=False)
         return self._client
 
