@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from workbench.cli import app
-from workbench.cli.common import (BackendOpt, ClusterOpt, CountOpt, DatasetOpt, DockerHostOpt, ImageOpt, OutputOpt,
-                                  SchedulerOpt, StatsJsonOpt, StatsOpt, WorkersOpt, backend_options, run_and_emit)
+from workbench.cli.common import (BackendOpt, ClusterOpt, CountOpt, DatasetOpt, DockerHostOpt, ImageOpt, RunOptions,
+                                  SchedulerOpt, StatsJsonOpt, StatsOpt, WorkersOpt, backend_options, with_run_options)
 
 
 @app.command()
@@ -44,22 +44,15 @@ def index(
 
 
 @app.command()
+@with_run_options
 def substructure(
     query: Annotated[str, typer.Argument(help="SMARTS query (a SMILES query with --smiles).")],
     dataset: DatasetOpt,
+    run: RunOptions,
     smiles: Annotated[bool, typer.Option("--smiles", help="QUERY is SMILES, not SMARTS.")] = False,
     count: CountOpt = False,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", min=1, help="At most N results (the lowest CIDs, for a dataset in CID order).")] = None,
-    backend: BackendOpt = "local",
-    workers: WorkersOpt = None,
-    scheduler: SchedulerOpt = None,
-    cluster: ClusterOpt = None,
-    docker_host: DockerHostOpt = None,
-    image: ImageOpt = None,
-    output: OutputOpt = None,
-    stats: StatsOpt = False,
-    stats_json: StatsJsonOpt = None,
 ) -> None:
     """Print CID<TAB>SMILES of every record whose molecule has a substructure match for QUERY.
 
@@ -69,26 +62,18 @@ def substructure(
     from workbench.jobs.substructure import SubstructureJob
 
     job = SubstructureJob(query=query, smiles=smiles, limit=limit, count_only=count)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
-    raise typer.Exit(run_and_emit(job, dataset, opts, output=output, count=count, stats=stats, stats_json=stats_json))
+    raise typer.Exit(run.emit(job, dataset, count=count))
 
 
 @app.command()
+@with_run_options
 def similar(
     smiles: Annotated[str, typer.Argument(help="Query molecule as SMILES.")],
     dataset: DatasetOpt,
+    run: RunOptions,
     threshold: Annotated[float, typer.Option("--threshold", "-t", min=0.0, max=1.0,
                                              help="Lowest Tanimoto similarity to report.")] = 0.7,
     top: Annotated[Optional[int], typer.Option("--top", "-k", min=1, help="Only the K most similar.")] = None,
-    backend: BackendOpt = "local",
-    workers: WorkersOpt = None,
-    scheduler: SchedulerOpt = None,
-    cluster: ClusterOpt = None,
-    docker_host: DockerHostOpt = None,
-    image: ImageOpt = None,
-    output: OutputOpt = None,
-    stats: StatsOpt = False,
-    stats_json: StatsJsonOpt = None,
 ) -> None:
     """Print CID<TAB>SMILES<TAB>SIMILARITY, most similar first (Morgan radius 2, 2048 bits, Tanimoto).
 
@@ -97,5 +82,4 @@ def similar(
     from workbench.jobs.similarity import SimilarityJob
 
     job = SimilarityJob(smiles=smiles, threshold=threshold, top=top)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
-    raise typer.Exit(run_and_emit(job, dataset, opts, output=output, stats=stats, stats_json=stats_json))
+    raise typer.Exit(run.emit(job, dataset))
