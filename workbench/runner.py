@@ -22,7 +22,7 @@ class Run:
                               shards_total=len(manifest.shards))
 
     def __iter__(self) -> Iterator[ShardResult]:
-        self.job.prepare(self.manifest)
+        self.backend.prepare(self.job, self.manifest)
         start, cpu0 = time.perf_counter(), cpu_seconds()
         bar = _progress(self.stats) if self.progress else None
         try:

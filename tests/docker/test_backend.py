@@ -107,3 +107,21 @@ def test_similarity_equals_local_and_rdkit(nci_dataset, worker_images):
     truth = similarity_truth(read_records(nci_dataset.directory), "CC(=O)Nc1ccc(O)cc1", 0.3)
     assert sorted(int(line.split(b"\t", 1)[0]) for line in docker_lines) == sorted(cid for cid, _, _ in truth)
     assert truth
+
+
+def test_engine_tool_needed_in_the_image_not_on_the_host(nci_dataset, worker_images, tmp_path):
+    """`--engine busybox` with no busybox on this host's PATH: the image brings it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    bin_dir = tmp_path / "bin"  # GNU grep only; neither busybox nor rg
+    bin_dir.mkdir()
+    (bin_dir / "grep").symlink_to(shutil.which("grep"))
+    env = {**os.environ, "PATH": str(bin_dir)}
+    proc = subprocess.run([sys.executable, "-m", "workbench", "grep", "-F", "C(=O)N", "--dataset",
+                           str(nci_dataset.directory), "--backend", "docker", "--engine", "busybox"],
+                          capture_output=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == gnu_grep(shard_files(nci_dataset.directory), "-F", "-e", "C(=O)N")

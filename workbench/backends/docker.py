@@ -31,7 +31,7 @@ from workbench.containers.build import SOURCE_LABEL, source_digest
 from workbench.containers.engine import connect, engine_arch, engine_url
 from workbench.containers.imagemap import load_image_map
 from workbench.containers.workers import MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, sandbox, wait_gone
-from workbench.errors import BackendError, JobError, QueryError
+from workbench.errors import BackendError, EngineNotFound, JobError, QueryError
 from workbench.jobs.base import Job, ShardOutput, ShardResult, ShardTask
 
 if TYPE_CHECKING:
@@ -66,6 +66,13 @@ class DockerBackend(Backend):
 
     def describe(self) -> str:
         return f"docker:{self.workers}@{self.url}"
+
+    def prepare(self, job: Job, manifest: "Manifest") -> None:
+        """The job's checks, except that its tool need not be on this host: the image brings it."""
+        try:
+            job.prepare(manifest)
+        except EngineNotFound:
+            pass
 
     def resolve_image(self, job: Job) -> tuple[str, str]:
         """(tag, memory limit) of the image that runs ``job`` on this engine; missing -> BackendError."""
