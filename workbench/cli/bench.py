@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -73,8 +74,14 @@ def bench_scaling(
         table.add_row(str(r.workers), f"{r.wall_s:.3f}", f"{r.mb_per_s:,.1f}", f"{r.records_per_s:,.0f}",
                       f"{r.speedup:.2f}", f"{r.efficiency:.0%}", f"{r.cpu_s:.2f}", f"{r.hits:,}")
     Console().print(table)
+    save_outputs(json_out, plot_out, {"dataset": str(ds.directory), "job": job, "query": query, "backend": backend},
+                 rows, raw, lambda path: plot(rows, path, f"{job} {query!r}"))
+
+
+def save_outputs(json_out: Path | None, plot_out: Path | None, header: dict[str, Any], rows: list[Any],
+                 raw: list[dict[str, Any]], draw: Callable[[str], None]) -> None:
+    """``--json``: the header, the table's rows and every raw run; ``--plot``: ``draw(path)``."""
     if json_out:
-        json_out.write_text(json.dumps({"dataset": str(ds.directory), "job": job, "query": query, "backend": backend,
-                                        "rows": [r.__dict__ for r in rows], "runs": raw}, indent=1) + "\n")
+        json_out.write_text(json.dumps({**header, "rows": [r.__dict__ for r in rows], "runs": raw}, indent=1) + "\n")
     if plot_out:
-        plot(rows, str(plot_out), f"{job} {query!r}")
+        draw(str(plot_out))

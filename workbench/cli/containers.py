@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from workbench.cli import app
-from workbench.cli.bench import JobOpt, JsonOpt, PlotOpt, QueryOpt, RepeatOpt, bench_app
+from workbench.cli.bench import JobOpt, JsonOpt, PlotOpt, QueryOpt, RepeatOpt, bench_app, save_outputs
 from workbench.cli.common import DatasetOpt, DockerHostOpt, WorkersOpt
 
 if TYPE_CHECKING:
@@ -118,8 +117,5 @@ def bench_images(
                       "-" if r.size_mb is None else f"{r.size_mb:,.1f}",
                       "-" if r.startup_s is None else f"{r.startup_s:.3f}", f"{r.hits:,}")
     _console().print(table)
-    if json_out:
-        json_out.write_text(json.dumps({"dataset": str(ds.directory), "job": job, "query": query, "mode": mode,
-                                        "rows": [r.__dict__ for r in rows], "runs": raw}, indent=1) + "\n")
-    if plot_out:
-        plot(rows, str(plot_out), f"{job} '{query}'")
+    save_outputs(json_out, plot_out, {"dataset": str(ds.directory), "job": job, "query": query, "mode": mode},
+                 rows, raw, lambda path: plot(rows, path, f"{job} '{query}'"))
