@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -90,4 +89,4 @@ def datasets_fetch(
     print(f"{name}: ingested {_summary(ds)} into {ds.directory}", file=sys.stderr)
 
 
-__all__ = ["datasets_app", "Path"]
+__all__ = ["datasets_app"]
