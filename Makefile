@@ -21,8 +21,10 @@ demo: install
 	$(BIN)/workbench datasets fetch nci-5k --dataset $$tmp/nci --shard-size 32kB; \
 	echo '$$ workbench info --dataset DIR'; \
 	$(BIN)/workbench info --dataset $$tmp/nci; \
-	echo "\$$ workbench grep -F 'C(=O)N' --dataset DIR --stats"; \
-	$(BIN)/workbench grep -F 'C(=O)N' --dataset $$tmp/nci --stats | head -n 12; \
+	echo "\$$ workbench grep -F 'C(=O)N' --dataset DIR --stats > hits.tsv; head hits.tsv"; \
+	$(BIN)/workbench grep -F 'C(=O)N' --dataset $$tmp/nci --stats > $$tmp/hits.tsv; head -n 10 $$tmp/hits.tsv; \
+	echo "\$$ workbench substructure -c 'c1ccccc1[N+](=O)[O-]' --dataset DIR   # RDKit, exact"; \
+	$(BIN)/workbench substructure -c 'c1ccccc1[N+](=O)[O-]' --dataset $$tmp/nci || true; \
 	echo "\$$ workbench bench scaling --dataset DIR --query 'C(=O)N' -F --workers 1,2 --repeat 3"; \
 	$(BIN)/workbench bench scaling --dataset $$tmp/nci --query 'C(=O)N' -F --workers 1,2 --repeat 3
 
