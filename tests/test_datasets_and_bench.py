@@ -89,6 +89,6 @@ def test_api_streams_one_batch_per_shard(nci_dataset):
 def test_api_errors_are_typed(tmp_path, nci_dataset):
     with pytest.raises(DatasetError, match="is not a dataset"):
         wb.open_dataset(tmp_path)
-    with pytest.raises(QueryError, match="invalid pattern .\[.: grep: "):
+    with pytest.raises(QueryError, match=r"invalid pattern .\[.: grep: "):
         nci_dataset.grep("[", workers=1)
     assert "records=4,999" in repr(nci_dataset)
