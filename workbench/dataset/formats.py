@@ -31,9 +31,10 @@ class Reject:
 
 @dataclass
 class Chunk:
-    """Valid record lines (``\\n``-terminated) and the lines rejected from the same input span."""
+    """Valid record lines (``\\n``-terminated), how many, and the lines rejected from the same span."""
 
-    valid: bytes = b""
+    valid: bytes
+    records: int
     rejects: list[Reject] = field(default_factory=list)
 
 
@@ -65,37 +66,41 @@ def reject_reason(line: bytes) -> str:
 _OUTSIDE_RECORDS = bytes(range(33, 127)) + b"\t\n"
 
 
-def all_records_valid(block: bytes) -> bool:
-    """Vectorised check that every line of ``block`` is a valid record (the common case)."""
+def all_records_valid(block: bytes) -> int | None:
+    """Vectorised check that every line of ``block`` is a valid record (the common case).
+
+    Returns the number of lines when they all are, else None.
+    """
     import numpy as np
 
     if block.translate(None, _OUTSIDE_RECORDS):  # a byte that is never allowed (space, control, non-ASCII)
-        return False
+        return None
     a = np.frombuffer(block, np.uint8)
     nl = np.flatnonzero(a == 10)
     tab = np.flatnonzero(a == 9)
     if len(tab) != len(nl) or len(nl) == 0:
-        return False
+        return None
     starts = np.concatenate(([0], nl[:-1] + 1))
     # tab i inside line i, after a non-empty CID and before a non-empty SMILES: one TAB per line
     if not (np.all(tab > starts) and np.all(tab < nl - 1)):
-        return False
+        return None
     width = tab - starts
     if width.max() > 18 or np.any(a[starts] == 48):  # too long, or a leading zero
-        return False
+        return None
     for k in range(int(width.max())):
         pos = starts[width > k] + k
         if np.any((a[pos] < 48) | (a[pos] > 57)):
-            return False
-    return True
+            return None
+    return len(nl)
 
 
 def check_record_lines(block: bytes, first_line: int) -> Chunk:
     """Split a block of complete ``CID<TAB>SMILES`` lines into valid lines and rejects."""
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
-    if all_records_valid(block):
-        return Chunk(block)
+    records = all_records_valid(block)
+    if records is not None:
+        return Chunk(block, records)
     end = len(block) - 1  # ``block`` ends with "\n"; stop before it so "^" does not match past the end
     valid: list[bytes] = []
     rejects: list[Reject] = []
@@ -107,10 +112,9 @@ def check_record_lines(block: bytes, first_line: int) -> Chunk:
         valid.append(block[pos:start])
         rejects.append(Reject(line_no, reject_reason(block[start:stop]), block[start:stop]))
         pos, line_no = stop + 1, line_no + 1
-    if not rejects:
-        return Chunk(block)
     valid.append(block[pos:])
-    return Chunk(b"".join(valid), rejects)
+    lines = b"".join(valid)
+    return Chunk(lines, lines.count(b"\n"), rejects)
 
 
 def line_blocks(stream: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
@@ -173,8 +177,9 @@ def prefetched(blocks: Iterator[bytes], depth: int = 3) -> Iterator[bytes]:
 def read_cid_smiles(stream: BinaryIO) -> Iterator[Chunk]:
     line = 1
     for block in prefetched(line_blocks(stream)):
-        yield check_record_lines(block, line)
-        line += block.count(b"\n")
+        chunk = check_record_lines(block, line)
+        yield chunk
+        line += chunk.records + len(chunk.rejects)  # every line is a record or a reject
 
 
 def read_smi(stream: BinaryIO) -> Iterator[Chunk]:
@@ -191,7 +196,7 @@ def read_smi(stream: BinaryIO) -> Iterator[Chunk]:
             else:
                 rejects.append(Reject(line_no, _smi_reason(text, parts), raw))
             line_no += 1
-        yield Chunk(b"".join(out), rejects)
+        yield Chunk(b"".join(out), len(out), rejects)
 
 
 def _smi_reason(text: bytes, parts: list[bytes]) -> str:
@@ -215,10 +220,10 @@ def read_sdf(stream: BinaryIO, smiles_field: str | None = None, batch: int = 200
             title = lines[0] if lines else b""
             rejects.append(Reject(first_line, problem or reject_reason(record), b"SD record titled " + title))
         if len(out) + len(rejects) >= batch:
-            yield Chunk(b"".join(out), rejects)
+            yield Chunk(b"".join(out), len(out), rejects)
             out, rejects = [], []
     if out or rejects:
-        yield Chunk(b"".join(out), rejects)
+        yield Chunk(b"".join(out), len(out), rejects)
 
 
 def _sd_records(stream: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:

@@ -69,14 +69,14 @@ class ShardWriter:
                                      int(self._first or 0), int(self._last)))
         self._fh = None
 
-    def write(self, data: bytes) -> None:
-        """Append complete ``\\n``-terminated lines, starting new shards as needed."""
+    def write(self, data: bytes, records: int) -> None:
+        """Append ``records`` complete ``\\n``-terminated lines, starting new shards as needed."""
         while data:
             if self._fh is None:
                 self._open()
             room = self.limit - self._bytes
             if len(data) <= room:
-                piece, data = data, b""
+                piece, data, count = data, b"", records
             else:
                 cut = data.rfind(b"\n", 0, room) + 1
                 if cut == 0 and self._bytes == 0:  # one line longer than a shard: it gets a shard of its own
@@ -85,10 +85,12 @@ class ShardWriter:
                     self._close_shard()
                     continue
                 piece, data = data[:cut], data[cut:]
+                count = piece.count(b"\n")  # only a block cut across two shards is counted again
+                records -= count
             self._fh.write(piece)  # type: ignore[union-attr]
             self._hash.update(piece)
             self._bytes += len(piece)
-            self._records += piece.count(b"\n")
+            self._records += count
             if self._first is None:
                 self._first = piece[: piece.index(b"\t")]
             last_start = piece.rfind(b"\n", 0, len(piece) - 1) + 1
@@ -199,7 +201,7 @@ def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_fi
                 try:
                     formats.append(resolve_format(stream, name, fmt))
                     for chunk in _chunks(stream, formats[-1], smiles_field):
-                        writer.write(chunk.valid)
+                        writer.write(chunk.valid, chunk.records)
                         for r in chunk.rejects:
                             rejects.write(f"{name}\t{r.line}\t{r.reason}\t{_escape(r.text)}\n")
                         rejected += len(chunk.rejects)
