@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.dataset.manifest import Manifest, read_manifest
+from workbench.dataset.manifest import Manifest, ShardInfo, read_manifest
 from workbench.jobs.base import Job
 from workbench.runner import Run
 
@@ -44,13 +44,16 @@ class Dataset:
         }
 
     # -- running jobs ------------------------------------------------------------------
-    def run(self, job: Job, *, backend: str = "local", workers: int | None = None,
-            progress: bool = False, **backend_options: Any) -> Run:
-        """Run any job; iterate the returned ``Run`` for ``ShardResult`` s as shards finish."""
+    def run(self, job: Job, *, backend: str = "local", workers: int | None = None, progress: bool = False,
+            shards: list[ShardInfo] | None = None, **backend_options: Any) -> Run:
+        """Run any job (on ``shards``, default all); iterate the ``Run`` for ``ShardResult`` s as shards finish."""
+        from dataclasses import replace
+
         from workbench.backends import get_backend
 
-        return Run(job, self.directory, self.manifest,
-                   get_backend(backend, workers=workers, **backend_options), progress=progress)
+        manifest = self.manifest if shards is None else replace(self.manifest, shards=shards)
+        return Run(job, self.directory, manifest, get_backend(backend, workers=workers, **backend_options),
+                   progress=progress)
 
     def batches(self, job: Job, **run_options: Any) -> Iterator["pa.RecordBatch"]:
         """One Arrow record batch per finished shard (unordered, before the job's global step)."""

@@ -135,9 +135,7 @@ def read_index_meta(index_path: str) -> dict[str, Any] | None:
     try:
         meta = pq.read_metadata(index_path).metadata or {}
         return json.loads(meta[META_KEY])
-    except (OSError, KeyError, ValueError):
-        return None
-    except Exception:  # pyarrow raises ArrowInvalid for a truncated file
+    except Exception:  # missing, no metadata key, bad JSON, or ArrowInvalid for a truncated file
         return None
 
 
@@ -212,12 +210,8 @@ class IndexReport:
 def build_index(dataset: Any, *, force: bool = False, backend: str = "local", workers: int | None = None,
                 progress: bool = False, **backend_options: Any) -> IndexReport:
     """Build or refresh the index of ``dataset``: one task per stale shard, manifest updated."""
-    from dataclasses import replace
-
-    from workbench.backends import get_backend
     from workbench.dataset.manifest import write_manifest
     from workbench.jobs.indexing import IndexJob
-    from workbench.runner import Run
 
     root, manifest = dataset.directory, dataset.manifest
     todo = stale_shards(root, manifest, force)
@@ -225,8 +219,8 @@ def build_index(dataset: Any, *, force: bool = False, backend: str = "local", wo
     built: dict[str, dict[str, Any]] = {}
     stats = None
     if todo:
-        run = Run(IndexJob(), root, replace(manifest, shards=todo),
-                  get_backend(backend, workers=workers, **backend_options), progress=progress)
+        run = dataset.run(IndexJob(), shards=todo, backend=backend, workers=workers, progress=progress,
+                          **backend_options)
         try:
             for result in run:
                 shard = manifest.shard(result.shard)
