@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from workbench.bench.scaling import timed_run
+from workbench.bench.scaling import repeated_runs
 from workbench.containers.imagemap import ImageMap
 from workbench.dataset.dataset import Dataset
 from workbench.errors import WorkbenchError
@@ -93,16 +93,10 @@ def compare_images(dataset: Dataset, job: Job, names: list[str], *, workers: int
             tag, _ = backend.resolve_image(variant_job)  # type: ignore[attr-defined]
             size = backend.client.images.get(tag).attrs["Size"] / 1e6  # type: ignore[attr-defined]
             startup = startup_cost(backend.client, tag)  # type: ignore[attr-defined]
-        timed_run(dataset, variant_job, **options)  # warm-up: page cache, image layers, clusters
-        walls, hits = [], 0
-        for i in range(repeat):
-            stats = timed_run(dataset, variant_job, **options)
-            walls.append(stats.seconds)
-            hits = stats.hits
-            raw.append({"variant": v.name, "image": tag, "repeat": i, **stats.to_dict()})
-            if on_run:
-                on_run(v.name, i, stats)
-        measured.append((v, tag, statistics.median(walls), size, startup, hits))
+        runs = repeated_runs(dataset, variant_job, repeat, (lambda i, st, v=v: on_run(v.name, i, st)) if on_run else None,
+                             **options)
+        raw += [{"variant": v.name, "image": tag, "repeat": i, **stats.to_dict()} for i, stats in enumerate(runs)]
+        measured.append((v, tag, statistics.median(s.seconds for s in runs), size, startup, runs[-1].hits))
     fastest = min(wall for _, _, wall, _, _, _ in measured)
     mb = dataset.manifest.bytes / 1e6
     rows = [ImageRow(v.name, tag, v.engine or "-", wall, mb / wall if wall else 0.0, wall / fastest if fastest else 0.0,

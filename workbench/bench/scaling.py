@@ -51,6 +51,19 @@ def timed_run(dataset: Dataset, job: Job, **run_options: Any) -> RunStats:
     return run.stats
 
 
+def repeated_runs(dataset: Dataset, job: Job, repeat: int, on_run: Callable[[int, RunStats], None] | None = None,
+                  **run_options: Any) -> list[RunStats]:
+    """The measurement every benchmark makes: one untimed warm-up (page cache, clusters, containers),
+    then ``repeat`` timed runs."""
+    timed_run(dataset, job, **run_options)
+    runs = []
+    for i in range(repeat):
+        runs.append(timed_run(dataset, job, **run_options))
+        if on_run:
+            on_run(i, runs[-1])
+    return runs
+
+
 def scaling(dataset: Dataset, job: Job, workers: Sequence[int], repeat: int = 3, backend: str = "local",
             on_run: Callable[[int, int, RunStats], None] | None = None, **backend_options: Any
             ) -> tuple[list[ScalingRow], list[dict[str, Any]]]:
@@ -58,17 +71,11 @@ def scaling(dataset: Dataset, job: Job, workers: Sequence[int], repeat: int = 3,
     raw: list[dict[str, Any]] = []
     medians: dict[int, tuple[float, float, int]] = {}
     for n in workers:
-        timed_run(dataset, job, backend=backend, workers=n, **backend_options)  # warm-up, untimed
-        walls, cpus, hits = [], [], 0
-        for i in range(repeat):
-            stats = timed_run(dataset, job, backend=backend, workers=n, **backend_options)
-            walls.append(stats.seconds)
-            cpus.append(stats.cpu_seconds)
-            hits = stats.hits
-            raw.append({"workers": n, "repeat": i, **stats.to_dict()})
-            if on_run:
-                on_run(n, i, stats)
-        medians[n] = (statistics.median(walls), statistics.median(cpus), hits)
+        runs = repeated_runs(dataset, job, repeat, (lambda i, s, n=n: on_run(n, i, s)) if on_run else None,
+                             backend=backend, workers=n, **backend_options)
+        raw += [{"workers": n, "repeat": i, **stats.to_dict()} for i, stats in enumerate(runs)]
+        medians[n] = (statistics.median(s.seconds for s in runs), statistics.median(s.cpu_seconds for s in runs),
+                      runs[-1].hits)
     base_n = workers[0]
     base_wall = medians[base_n][0]
     m = dataset.manifest
