@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.containers.imagemap import PLATFORMS, ImageMap, ImageSpec
+from workbench.downloads import cache_dir, pip
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
@@ -35,10 +33,6 @@ WHEEL_PLATFORMS = {
 PYTHON_VERSION = "3.11"  # Debian bookworm's python3
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "workbench"
-
-
 def wheelhouse(spec: ImageSpec, arch: str, log: Log = print) -> Path:
     """``pip download`` the recipe's requirements for ``arch`` (cached)."""
     requirements = spec.recipe / "requirements.txt"
@@ -48,17 +42,10 @@ def wheelhouse(spec: ImageSpec, arch: str, log: Log = print) -> Path:
     if not stamp.exists():
         log(f"{spec.name}: downloading wheels for {arch} into {target}")
         platforms = [a for p in WHEEL_PLATFORMS[arch] for a in ("--platform", p)]
-        _pip("download", "--only-binary=:all:", *platforms, "--python-version", PYTHON_VERSION,
+        pip("download", "--only-binary=:all:", *platforms, "--python-version", PYTHON_VERSION,
              "--implementation", "cp", "-d", str(target), "-r", str(requirements))
         stamp.touch()
     return target
-
-
-def _pip(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pip", *args, "--quiet"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-2:]
-        raise WorkbenchError(f"pip {args[0]} failed: {' / '.join(tail)}")
 
 
 def build_context(spec: ImageSpec, wheels: Path | None) -> io.BytesIO:
