@@ -92,3 +92,55 @@ def test_api_errors_are_typed(tmp_path, nci_dataset):
     with pytest.raises(QueryError, match=r"invalid pattern .\[.: grep: "):
         nci_dataset.grep("[", workers=1)
     assert "records=4,999" in repr(nci_dataset)
+
+
+def test_fetch_moses_end_to_end(tmp_path):
+    """Every SMILES of the molsets wheel's CSVs, read here independently, CIDs 1..N."""
+    import csv
+    import gzip
+    import io
+    import zipfile
+
+    from workbench.dataset.recipes import molsets_wheel
+
+    try:
+        wheel = molsets_wheel()
+    except wb.WorkbenchError as exc:  # needs PyPI once (the wheel is cached)
+        require("moses", False, f"molsets wheel not available: {exc}")
+    expected = 0
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if name.startswith("moses/dataset/data/") and name.endswith(".csv.gz"):
+                rows = csv.reader(io.TextIOWrapper(gzip.open(zf.open(name)), encoding="ascii"))
+                next(rows)
+                expected += sum(1 for row in rows if row and row[0])
+    proc = subprocess.run([*WB, "datasets", "fetch", "moses", "--dataset", str(tmp_path / "m")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    ds = wb.open_dataset(tmp_path / "m")
+    assert ds.manifest.records == expected > 1_900_000 and ds.manifest.rejected == 0
+    assert ds.manifest.sources == ["molsets==0.3.1"]
+    assert ds.manifest.shards[0].first_cid == 1 and ds.manifest.shards[-1].last_cid == expected
+
+
+def test_fetch_pubchem_streams_from_a_mirror(tmp_path, nci_smi):
+    """The pubchem recipe against a loopback HTTP mirror of a small CID-SMILES.gz."""
+    import gzip
+    import http.server
+    import threading
+    from functools import partial
+
+    lines = [f"{cid}\t{smi}" for smi, cid in (l.split() for l in nci_smi.read_text().splitlines())]
+    (tmp_path / "CID-SMILES.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/CID-SMILES.gz"
+        proc = subprocess.run([*WB, "datasets", "fetch", "pubchem", "--dataset", str(tmp_path / "p"), "--shard-size", "50kB"],
+                              capture_output=True, text=True, env={**os.environ, "WORKBENCH_PUBCHEM_URL": url})
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr
+    ds = wb.open_dataset(tmp_path / "p")
+    assert b"".join(p.read_bytes() for p in shard_files(ds.directory)).decode().splitlines() == lines
+    assert ds.manifest.sources == [url] and len(ds.manifest.shards) == 4

@@ -11,9 +11,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import subprocess
-import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -22,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.downloads import cache_dir, pip
 from workbench.errors import IngestError, WorkbenchError
 
 if TYPE_CHECKING:
@@ -37,12 +35,6 @@ class Recipe:
     size: str
     description: str
     build: Callable[[Path, str, bool], "Dataset"]
-
-
-def cache_dir() -> Path:
-    path = Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "workbench"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def nci_smi() -> Path:
@@ -64,11 +56,13 @@ def molsets_wheel() -> Path:
     if found:
         return found[-1]
     cache.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), MOLSETS],
-                          capture_output=True, text=True)
+    try:
+        pip("download", "--no-deps", "-d", str(cache), MOLSETS)
+    except WorkbenchError as exc:
+        raise IngestError(f"cannot download {MOLSETS}: {exc}") from None
     found = sorted(cache.glob("molsets-*.whl"))
-    if proc.returncode or not found:
-        raise IngestError(f"cannot download {MOLSETS} with pip: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    if not found:
+        raise IngestError(f"pip download of {MOLSETS} left no wheel in {cache}")
     return found[-1]
 
 
@@ -94,11 +88,11 @@ def moses_cid_smiles(limit: int | None = None) -> Iterator[bytes]:
                         return
 
 
-class _LineStream(io.RawIOBase):
-    """A readable binary stream over an iterator of byte strings."""
+class _ByteStream(io.RawIOBase):
+    """A readable binary stream over an iterator of byte strings; ``name`` is what ingest reports."""
 
-    def __init__(self, parts: Iterator[bytes]):
-        self._parts, self._buf = parts, b""
+    def __init__(self, parts: Iterator[bytes], name: str):
+        self._parts, self._buf, self.name = parts, b"", name
 
     def readable(self) -> bool:
         return True
@@ -117,8 +111,7 @@ class _LineStream(io.RawIOBase):
 def _moses(target: Path, shard_size: str, force: bool) -> "Dataset":
     from workbench.dataset.ingest import ingest
 
-    stream = io.BufferedReader(_LineStream(moses_cid_smiles()), buffer_size=1 << 20)
-    stream.name = MOLSETS  # type: ignore[misc]
+    stream = io.BufferedReader(_ByteStream(moses_cid_smiles(), MOLSETS), buffer_size=1 << 20)
     return ingest([stream], target, shard_size=shard_size, format="cid-smiles", force=force)
 
 
@@ -132,9 +125,8 @@ def _pubchem(target: Path, shard_size: str, force: bool) -> "Dataset":
         reason = getattr(exc, "reason", exc)
         raise IngestError(f"cannot download {url}: {reason} (this machine needs internet access for the "
                           "pubchem recipe; or download CID-SMILES.gz elsewhere and run `workbench ingest`)") from None
-    with response, tempfile.TemporaryDirectory():
-        stream = io.BufferedReader(response, buffer_size=1 << 20)  # type: ignore[arg-type]
-        stream.name = url  # type: ignore[misc]
+    with response:
+        stream = io.BufferedReader(_ByteStream(iter(lambda: response.read(1 << 20), b""), url), buffer_size=1 << 20)
         return ingest([stream], target, shard_size=shard_size, format="cid-smiles", force=force)
 
 
