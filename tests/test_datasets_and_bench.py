@@ -39,7 +39,7 @@ def test_fetch_pubchem_without_internet_is_a_clear_error(tmp_path):
 
 
 def test_moses_lines_from_the_molsets_wheel():
-    from workbench.dataset.recipes import moses_cid_smiles
+    from workbench.storage.recipes import moses_cid_smiles
 
     try:
         lines = list(moses_cid_smiles(limit=2000))
@@ -101,7 +101,7 @@ def test_fetch_moses_end_to_end(tmp_path):
     import io
     import zipfile
 
-    from workbench.dataset.recipes import molsets_wheel
+    from workbench.storage.recipes import molsets_wheel
 
     try:
         wheel = molsets_wheel()

@@ -15,17 +15,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Dataset": "workbench.dataset.dataset",
-    "open_dataset": "workbench.dataset.dataset",
-    "ingest": "workbench.dataset.ingest",
+    "Dataset": "workbench.api",
+    "open_dataset": "workbench.api",
+    "ingest": "workbench.api",
+    "fetch_dataset": "workbench.api",
+    "build_index": "workbench.api",
     "WorkbenchError": "workbench.errors",
     "get_backend": "workbench.backends",
 }
 
 if TYPE_CHECKING:
+    from workbench.api import Dataset, build_index, fetch_dataset, ingest, open_dataset
     from workbench.backends import get_backend
-    from workbench.dataset.dataset import Dataset, open_dataset
-    from workbench.dataset.ingest import ingest
     from workbench.errors import WorkbenchError
 
 
@@ -37,4 +38,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 
-__all__ = ["Dataset", "WorkbenchError", "__version__", "get_backend", "ingest", "open_dataset"]
+__all__ = ["Dataset", "WorkbenchError", "__version__", "build_index", "fetch_dataset", "get_backend", "ingest",
+           "open_dataset"]

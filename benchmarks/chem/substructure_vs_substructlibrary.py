@@ -42,7 +42,7 @@ def panel(path: Path = HERE / "queries.txt") -> list[tuple[str, str]]:
 
 
 def write_shard(smiles: list[bytes], directory: Path):
-    from workbench.dataset.manifest import ShardInfo
+    from workbench.storage.manifest import ShardInfo
 
     data = b"".join(b"%d\t%s\n" % (i, s) for i, s in enumerate(smiles, 1))
     (directory / "shards").mkdir(parents=True)
@@ -107,7 +107,7 @@ def main() -> None:
     from rdkit import Chem, RDLogger
 
     from workbench.chem.loaded import CACHE
-    from workbench.dataset.index import build_shard_index
+    from workbench.storage.index import build_shard_index
     from workbench.jobs.base import ShardTask
     from workbench.jobs.substructure import SubstructureJob
 

@@ -25,8 +25,8 @@ def shard(tmp_path_factory):
     """RDKit's NCI set as one shard, indexed; plus the parsed molecules."""
     from rdkit import RDConfig
 
-    from workbench.dataset.index import build_shard_index
-    from workbench.dataset.manifest import ShardInfo
+    from workbench.storage.index import build_shard_index
+    from workbench.storage.manifest import ShardInfo
     from workbench.jobs.base import ShardTask
 
     lines = (Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi").read_text().splitlines()
@@ -91,7 +91,7 @@ def test_tanimoto_rdkit_bulk(benchmark, fingerprints):
 
 
 def test_index_build_workbench(benchmark, shard, tmp_path):
-    from workbench.dataset.index import build_shard_index
+    from workbench.storage.index import build_shard_index
 
     benchmark.group = "index build NCI 5k"
     task, smiles = shard

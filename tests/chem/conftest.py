@@ -97,7 +97,7 @@ def unparsable_dataset(tmp_path_factory, nci_smi):
 def moses_indexed(tmp_path_factory):
     """3,000 MOSES molecules (CIDs 1…), ingested and indexed."""
     import workbench as wb
-    from workbench.dataset.recipes import moses_cid_smiles
+    from workbench.storage.recipes import moses_cid_smiles
     from workbench.errors import WorkbenchError
 
     try:

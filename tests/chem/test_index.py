@@ -82,7 +82,7 @@ def test_second_build_reuses_every_shard(indexed):
 
 
 def test_incremental_rebuild_of_changed_and_missing_shards(indexed):
-    from workbench.dataset.manifest import write_manifest
+    from workbench.storage.manifest import write_manifest
 
     changed, missing = indexed.manifest.shards[0], indexed.manifest.shards[1]
     path = indexed.directory / changed.path
@@ -104,7 +104,7 @@ def test_incremental_rebuild_of_changed_and_missing_shards(indexed):
 
 
 def test_stale_shard_is_searched_from_text(indexed, capsys):
-    from workbench.dataset.manifest import write_manifest
+    from workbench.storage.manifest import write_manifest
 
     shard = indexed.manifest.shards[0]
     path = indexed.directory / shard.path
@@ -121,7 +121,7 @@ def test_stale_shard_is_searched_from_text(indexed, capsys):
 
 
 def _record_index_param(ds, field, value) -> None:
-    from workbench.dataset.manifest import write_manifest
+    from workbench.storage.manifest import write_manifest
 
     ds.manifest.index[field] = value
     write_manifest(ds.directory, ds.manifest)

@@ -35,7 +35,7 @@ def require_testbed() -> None:
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cluster file of a running 3-node testbed; torn down (and checked) at the end."""
     require_testbed()
-    from workbench.cluster.testbed import testbed_down, testbed_up
+    from workbench.testing.testbed import testbed_down, testbed_up
 
     cluster_file = testbed_up(tmp_path_factory.mktemp("testbed") / "cluster.toml", NODES)
     yield cluster_file
@@ -82,6 +82,6 @@ def cluster_variant(cluster_file: Path, target: Path, *, head: dict | None = Non
 
 def node_file(cluster_file: Path, node: str, placed_dataset, rel: str) -> Path:
     """Where a placed file lives on a testbed node, as a host path."""
-    from workbench.cluster.testbed import node_storage
+    from workbench.testing.testbed import node_storage
 
     return node_storage(cluster_file, node) / placed_dataset.manifest.placement["dataset_id"] / rel

@@ -43,7 +43,7 @@ def engines_file(testbed, node_names, tmp_path_factory):
 @pytest.fixture(scope="module")
 def shared(testbed, nci_dataset):
     """The NCI set in the testbed's shared directory, placed in shared mode (every node holds every shard)."""
-    from workbench.cluster.testbed import testbed_dir
+    from workbench.testing.testbed import testbed_dir
 
     target = testbed_dir(testbed) / "shared" / "nci-docker"
     shutil.copytree(nci_dataset.directory, target)
@@ -96,7 +96,7 @@ def test_grep_cli_with_docker_cluster_reports_nodes(shared, engines_file, worker
 
 
 def test_unreachable_node_engine_is_named(testbed, engines_file, tmp_path, docker_client):  # noqa: F811
-    from workbench.backends.docker import DockerBackend
+    from workbench.cluster.backends import ClusterDockerBackend as DockerBackend
 
     broken = cluster_variant(engines_file, tmp_path / "broken.toml", nodes={"node2": {"docker": "tcp://127.0.0.1:1"}})
     with pytest.raises(BackendError, match="node 'node2': cannot reach the Docker engine at tcp://127.0.0.1:1"):
@@ -107,7 +107,7 @@ def test_node_containers_mount_the_node_root_and_go_when_stopped_early(shared, e
                                                                        node_names, docker_client,  # noqa: F811
                                                                        existing_containers):  # noqa: F811
     from tests.docker.conftest import our_containers
-    from workbench.backends.docker import DockerBackend
+    from workbench.cluster.backends import ClusterDockerBackend as DockerBackend
 
     with DockerBackend(cluster=str(engines_file)) as backend:
         assert backend.workers == len(node_names)  # one scheduler thread per node core

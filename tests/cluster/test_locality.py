@@ -6,7 +6,7 @@ import pytest
 
 from workbench.cluster.inventory import dump_cluster, load_cluster
 from workbench.cluster.locality import docker_targets, shard_holders
-from workbench.dataset.manifest import Manifest, ShardInfo
+from workbench.storage.manifest import Manifest, ShardInfo
 from workbench.errors import ClusterError
 
 SHARDS = [ShardInfo(f"s{i}", f"shards/s{i}.tsv", 10, 1000 - 100 * i, "0" * 64) for i in range(6)]

@@ -40,7 +40,7 @@ def test_all_nodes_reachable_with_facts(testbed):
 
 
 def test_stopped_sshd_is_reported_connection_refused(testbed):
-    from workbench.cluster.testbed import start_sshd, stop_node
+    from workbench.testing.testbed import start_sshd, stop_node
 
     stop_node(testbed, "node2")
     try:

@@ -110,7 +110,7 @@ def test_second_cluster_up_is_refused(dask_cluster):
 def test_a_lost_node_falls_back_to_replicas(placed, dask_cluster):
     """With 2 replicas, every shard still runs — on a surviving node holding it — when node1 is gone."""
     from workbench.cluster.daskcluster import live_worker_names, scheduler_address
-    from workbench.cluster.testbed import start_sshd, stop_node
+    from workbench.testing.testbed import start_sshd, stop_node
 
     stop_node(dask_cluster, "node1")  # its sshd and its Dask worker processes
     try:

@@ -47,7 +47,7 @@ def test_rdkit_image_runs_the_worker_entry_point(docker_client, worker_images):
     tag = worker_images.get("rdkit").tag
     out = run_in(docker_client, tag, ["python", "-c", "import rdkit, pyarrow, numpy; print(rdkit.__version__)"])
     assert out.strip() == rdkit.__version__
-    assert "workbench.worker" in run_in(docker_client, tag, ["python", "-m", "workbench.worker", "--help"])
+    assert "workbench.containers.worker" in run_in(docker_client, tag, ["python", "-m", "workbench.containers.worker", "--help"])
 
 
 def test_bootstrap_is_idempotent(docker_client, worker_images):

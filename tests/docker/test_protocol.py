@@ -53,7 +53,7 @@ def test_python_worker_serves_framed_requests_of_any_job(nci_dataset):
     patterns = ["[nH]", "Cl"]
     requests = [{"job": GrepJob(p).spec(), "shard": asdict(s)} for p in patterns for s in shards]
     requests.append({"job": GrepJob("C").spec(), "shard": "shards/absent.tsv"})
-    proc = subprocess.run([sys.executable, "-m", "workbench.worker", "--root", str(nci_dataset.directory),
+    proc = subprocess.run([sys.executable, "-m", "workbench.containers.worker", "--root", str(nci_dataset.directory),
                            "--frame", TOKEN], input="".join(json.dumps(r) + "\n" for r in requests).encode(),
                           capture_output=True, check=True)
     got = frames(proc.stdout)
@@ -66,8 +66,8 @@ def test_python_worker_serves_framed_requests_of_any_job(nci_dataset):
 def test_python_worker_with_shard_arguments_and_count(nci_dataset):
     job = GrepJob("N", count_only=True)
     shard = nci_dataset.manifest.shards[0]
-    proc = subprocess.run([sys.executable, "-m", "workbench.worker", "--root", str(nci_dataset.directory),
+    proc = subprocess.run([sys.executable, "-m", "workbench.containers.worker", "--root", str(nci_dataset.directory),
                            json.dumps(job.spec()), shard.path], capture_output=True, check=True)
     assert int(proc.stdout) == len(gnu_grep([nci_dataset.directory / shard.path], "-e", "N"))
-    bad = subprocess.run([sys.executable, "-m", "workbench.worker", '{"job": "nope"}'], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "workbench.containers.worker", '{"job": "nope"}'], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown job 'nope'" in bad.stderr

@@ -27,12 +27,17 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def get_backend(name: str = "local", **options: Any) -> Backend:
-    """A started backend for these options, reused across calls in this process."""
-    key = (name, tuple(sorted((k, v) for k, v in options.items() if v is not None)))
+    """A started backend of the registry's ``name`` for these options, reused across calls in this process."""
+    return started_backend(backend_class(name), **options)
+
+
+def started_backend(cls: type[Backend], **options: Any) -> Backend:
+    """The started ``cls(**options)`` of this process (started on first use; ``None`` options are left out)."""
+    options = {k: v for k, v in options.items() if v is not None}
+    key = (cls, tuple(sorted(options.items())))
     backend = _started.get(key)
     if backend is None:
-        backend = backend_class(name)(**{k: v for k, v in options.items() if v is not None})
-        _started[key] = backend
+        backend = _started[key] = cls(**options)
     return backend
 
 
@@ -47,4 +52,4 @@ def close_all() -> None:
             pass
 
 
-__all__ = ["BACKENDS", "Backend", "backend_class", "close_all", "default_workers", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "backend_class", "close_all", "default_workers", "get_backend", "started_backend"]

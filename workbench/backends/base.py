@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from workbench.dataset.manifest import Manifest, ShardInfo
+from workbench.storage.manifest import Manifest, ShardInfo
 from workbench.jobs.base import Job, ShardResult, ShardTask
 
 

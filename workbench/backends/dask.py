@@ -1,7 +1,9 @@
-"""Dask distributed: an existing scheduler (``--scheduler``) or a cluster file's cluster (``--cluster``).
+"""Dask distributed: shard tasks on an existing scheduler (``--scheduler``).
 
-``stream_futures`` is shared with the local backend's process cluster: one future per shard,
-yielded as they complete; a failure is reported by shard name and cancels the rest.
+``stream_futures`` is the one way shard tasks run on processes, shared with the local backend's
+process cluster: one future per shard, yielded as they complete; a failure is reported by shard
+name and cancels the rest. A cluster file's cluster (``--cluster``) is this backend with tasks
+restricted to the workers of nodes holding each shard (``workbench.cluster.backends``).
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.backends.base import Backend
-from workbench.errors import BackendError, JobError, WorkbenchError
+from workbench.backends.threads import shard_error
+from workbench.errors import BackendError, WorkbenchError
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from workbench.dataset.manifest import Manifest
+    from workbench.storage.manifest import Manifest
 
 Placed = tuple[ShardTask, "list[str] | None"]
 
@@ -34,8 +37,7 @@ def stream_futures(client: "Client", job: Job, placed: Sequence[Placed]) -> Iter
     try:
         for future in as_completed(list(futures), loop=client.loop):
             if future.status == "error":
-                exc = future.exception()
-                raise JobError(f"shard {futures[future].shard.name} failed: {_describe(exc)}")
+                raise shard_error(futures[future].shard.name, future.exception())
             if future.status == "cancelled":
                 raise BackendError(f"shard {futures[future].shard.name} was cancelled (a worker was lost?)")
             result = future.result()
@@ -43,12 +45,6 @@ def stream_futures(client: "Client", job: Job, placed: Sequence[Placed]) -> Iter
             yield result
     finally:
         client.cancel(list(futures))
-
-
-def _describe(exc: BaseException | None) -> str:
-    if isinstance(exc, WorkbenchError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _token() -> str:
@@ -72,28 +68,20 @@ def connect(address: str, timeout: float = 10) -> "Client":
 
 
 class DaskBackend(Backend):
-    """Shard tasks on an existing Dask cluster; with ``cluster=`` tasks follow shard placement."""
+    """Shard tasks on an existing Dask cluster, on any worker (``placed_tasks`` may restrict them)."""
 
     name = "dask"
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None, cluster: str | None = None):
-        if not scheduler and not cluster:
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        if not scheduler:
             raise WorkbenchError("--backend dask needs --scheduler tcp://HOST:PORT or --cluster FILE")
-        self.cluster = cluster
-        if scheduler is None:
-            from workbench.cluster.daskcluster import scheduler_address
-
-            scheduler = scheduler_address(str(cluster))
         self.address = scheduler
         self.client = connect(scheduler)
         threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
         super().__init__(workers or threads or 1)
 
     def placed_tasks(self, root: Path, manifest: "Manifest") -> list[Placed]:
-        if self.cluster:
-            from workbench.cluster.locality import locality_tasks
-
-            return locality_tasks(root, manifest, str(self.cluster))
+        """Each shard task with the workers allowed to run it (None: any)."""
         return [(t, None) for t in self.tasks(root, manifest.shards)]
 
     def map_shards(self, job: Job, root: Path, manifest: "Manifest") -> Iterator[ShardResult]:

@@ -1,34 +1,25 @@
 """This machine, one shard task per core, nothing to set up.
 
-Jobs whose work runs in a subprocess or releases the GIL (grep) run on Dask's threaded
-scheduler: it imports in a fraction of a second and threads driving grep subprocesses need no
+Jobs whose work runs in a subprocess or releases the GIL (grep) run on a thread pool
+(``workbench.backends.threads``): no Dask import, and threads driving grep subprocesses need no
 more. Jobs that hold the GIL (RDKit loops) run on a distributed ``LocalCluster`` of
 single-threaded worker processes, started on first use and kept for the rest of the session.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.backends.base import Backend
-from workbench.errors import JobError, WorkbenchError
+from workbench.backends.threads import stream_threads
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 from workbench.jobs.proc import kill_running
 
 if TYPE_CHECKING:
-    from workbench.dataset.manifest import Manifest
-
-_DONE = object()
-
-
-class _Failed:
-    def __init__(self, shard: str, exc: BaseException):
-        self.shard, self.exc = shard, exc
+    from workbench.storage.manifest import Manifest
 
 
 class LocalBackend(Backend):
@@ -46,52 +37,11 @@ class LocalBackend(Backend):
             return self._threaded(job, tasks)
         return self._processes(job, tasks)
 
-    # -- threads: dask's threaded scheduler; tasks hand results over a queue as they finish ------
+    # -- threads: a thread pool driving subprocesses -----------------------------------------
     def _threaded(self, job: Job, tasks: list[ShardTask]) -> Iterator[ShardResult]:
-        import dask.threaded
-
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="workbench")
-        results: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        cancel = threading.Event()
-
-        def one(task: ShardTask) -> None:
-            if cancel.is_set():
-                return
-            try:
-                results.put(run_shard(job, task))
-            except BaseException as exc:  # reported by shard name in the consumer
-                cancel.set()
-                results.put(_Failed(task.shard.name, exc))
-
-        graph = {f"shard-{i:06d}": (one, task) for i, task in enumerate(tasks)}
-
-        def compute() -> None:
-            try:
-                dask.threaded.get(graph, list(graph), num_workers=self.workers, pool=self._pool)
-            except BaseException as exc:  # pragma: no cover - scheduler failure
-                results.put(_Failed("(scheduler)", exc))
-            finally:
-                results.put(_DONE)
-
-        driver = threading.Thread(target=compute, name="workbench-dask", daemon=True)
-        driver.start()
-        try:
-            while True:
-                try:
-                    item = results.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if item is _DONE:
-                    break
-                if isinstance(item, _Failed):
-                    raise _shard_error(item)
-                yield item
-        finally:
-            if driver.is_alive():
-                cancel.set()
-                kill_running()
-                driver.join()
+        return stream_threads(self._pool, lambda task: run_shard(job, task), tasks, on_stop=kill_running)
 
     # -- processes: a cached distributed LocalCluster --------------------------------------
     def _processes(self, job: Job, tasks: list[ShardTask]) -> Iterator[ShardResult]:
@@ -123,8 +73,3 @@ class LocalBackend(Backend):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-
-def _shard_error(failed: _Failed) -> WorkbenchError:
-    exc = failed.exc
-    message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
-    return JobError(f"shard {failed.shard} failed: {message}")

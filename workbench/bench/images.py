@@ -15,10 +15,10 @@ from typing import Any
 
 from workbench.bench.scaling import repeated_runs
 from workbench.containers.imagemap import ImageMap
-from workbench.dataset.dataset import Dataset
+from workbench.api import Dataset
 from workbench.errors import WorkbenchError
 from workbench.jobs.base import Job
-from workbench.stats import RunStats
+from workbench.runner.stats import RunStats
 
 LOCAL = "local"
 

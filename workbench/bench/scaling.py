@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.dataset.dataset import Dataset
+from workbench.api import Dataset
 from workbench.jobs.base import Job
-from workbench.stats import RunStats
+from workbench.runner.stats import RunStats
 
 
 @dataclass

@@ -10,15 +10,8 @@ import numpy as np
 from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
-FP_BITS = 2048
-FP_BYTES = FP_BITS // 8
-FP_WORDS = FP_BITS // 64
+from workbench.storage.index import FINGERPRINTS, FP_BITS, FP_BYTES, FP_WORDS
 
-#: What the index records; an index built with other values is refused.
-FINGERPRINTS = {
-    "pattern": {"kind": "rdkit-pattern", "fpSize": FP_BITS},
-    "morgan": {"kind": "morgan", "radius": 2, "fpSize": FP_BITS},
-}
 
 _morgan = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS)
 _CHUNK = 16_384  # rows per vectorised step: keeps the working set in cache

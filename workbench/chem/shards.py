@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from workbench.chem.loaded import CACHE, FileKey, LoadedShard, file_key
 
 if TYPE_CHECKING:
-    from workbench.dataset.manifest import Manifest
+    from workbench.storage.manifest import Manifest
     from workbench.jobs.base import ShardTask
 
 
 def indexed_shard(task: "ShardTask") -> LoadedShard | None:
     """The shard's index, loaded (or cached) in this process, if one was built from these bytes."""
-    from workbench.dataset.index import shard_index_usable
+    from workbench.storage.index import shard_index_usable
 
     key = file_key(task.index_path)
     if key is None:
@@ -39,7 +39,7 @@ def tsv_lines(*columns: Iterable[object]) -> bytes:
 
 def note_index_coverage(manifest: "Manifest") -> None:
     """Refuse an incompatible index; tell stderr when shards will be parsed from text."""
-    from workbench.dataset.index import coverage_note
+    from workbench.storage.index import coverage_note
 
     note = coverage_note(manifest)
     if note:

@@ -56,7 +56,7 @@ def bench_scaling(
     from rich.table import Table
 
     from workbench.bench.scaling import make_job, plot, scaling
-    from workbench.dataset.dataset import open_dataset
+    from workbench.api import open_dataset
 
     ds = open_dataset(dataset)
     counts = parse_counts(workers)

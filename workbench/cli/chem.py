@@ -30,7 +30,7 @@ def index(
     Only shards that changed since the last build (or have no index) are rebuilt. Records RDKit
     cannot parse are counted and listed in DIR/index/invalid.tsv.
     """
-    from workbench.dataset.dataset import open_dataset
+    from workbench.api import open_dataset
 
     ds = open_dataset(dataset)
     opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)

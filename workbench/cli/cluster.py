@@ -128,7 +128,7 @@ def testbed_up(
     cores: Annotated[int, typer.Option("--cores", min=1, help="Cores each node declares in the cluster file.")] = 1,
 ) -> None:
     """Build N nodes on this machine (needs root) and write the cluster file."""
-    from workbench.cluster.testbed import testbed_up as up
+    from workbench.testing.testbed import testbed_up as up
 
     path = up(cluster, nodes, subnet=subnet, cores=cores)
     print(f"testbed of {nodes} nodes is up; cluster file {path}", file=sys.stderr)
@@ -137,7 +137,7 @@ def testbed_up(
 @testbed_app.command("down")
 def testbed_down(cluster: ClusterFileOpt) -> None:
     """Remove the testbed: its cluster, namespaces, links, sshd processes and files."""
-    from workbench.cluster.testbed import testbed_down as down
+    from workbench.testing.testbed import testbed_down as down
 
     for what in down(cluster):
         print(f"removed {what}", file=sys.stderr)

@@ -46,36 +46,24 @@ def backend_options(backend: str, workers: int | None = None, scheduler: str | N
 
 def run_and_emit(job: Any, dataset: Path, run_options: dict[str, Any], *, output: Path | None = None,
                  count: bool = False, stats: bool = False, stats_json: Path | None = None) -> int:
-    """Run ``job``, write result lines to stdout as shards finish, return grep-style status."""
-    from workbench.dataset.dataset import open_dataset
-    from workbench.output import ResultWriter
+    """Run ``job``, write its result lines (``Run.payloads``) to stdout, return grep-style status."""
+    from workbench.api import open_dataset
+    from workbench.storage.results import ResultWriter
 
     ds = open_dataset(dataset)
     writer = ResultWriter(output, job.schema()) if output else None
     out = sys.stdout.buffer
     run = ds.run(job, progress=sys.stderr.isatty(), **run_options)
-    held: list[bytes] = []
-    ordered = job.finish_payloads([]) is not None  # the job sorts globally: hold lines to the end
     try:
-        for result in run:
+        for payload in run.payloads():
             if count:
                 continue
-            if ordered:
-                held.append(result.payload)
-                continue
-            if result.payload:
-                out.write(result.payload)
-                out.flush()
-                if writer:
-                    writer.write(result.payload)
-        if ordered and not count:
-            for payload in job.finish_payloads(held) or []:
-                out.write(payload)
-                if writer:
-                    writer.write(payload)
+            out.write(payload)
             out.flush()
+            if writer:
+                writer.write(payload)
         if count:
-            out.write(f"{run.stats.hits}\n".encode())
+            out.write(f"{run.count}\n".encode())
             out.flush()
     finally:
         if writer:
@@ -84,7 +72,7 @@ def run_and_emit(job: Any, dataset: Path, run_options: dict[str, Any], *, output
             print(run.stats.summary(), file=sys.stderr)
         if stats_json:
             run.stats.write_json(stats_json)
-    return 0 if run.stats.hits else 1
+    return 0 if run.count else 1
 
 
 @dataclass

@@ -34,7 +34,7 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing dataset directory.")] = False,
 ) -> None:
     """Shard SOURCES into checksummed CID<TAB>SMILES shards in --dataset DIR."""
-    from workbench.dataset.ingest import ingest as run_ingest
+    from workbench.api import ingest as run_ingest
 
     ds = run_ingest(sources, dataset, shard_size=shard_size, format=fmt, force=force, smiles_field=smiles_field)
     print(f"ingested {_summary(ds)} into {ds.directory}", file=sys.stderr)
@@ -46,7 +46,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Summarise a dataset: records, rejected, shards, bytes, index state."""
-    from workbench.dataset.dataset import open_dataset
+    from workbench.api import open_dataset
 
     facts = open_dataset(dataset).info()
     if as_json:
@@ -67,7 +67,7 @@ def datasets_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.dataset.recipes import RECIPES
+    from workbench.storage.recipes import RECIPES
 
     table = Table("name", "records", "source")
     for recipe in RECIPES.values():
@@ -83,9 +83,9 @@ def datasets_fetch(
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
     """Fetch a recipe's molecules and ingest them into --dataset DIR."""
-    from workbench.dataset.recipes import fetch
+    from workbench.api import fetch_dataset
 
-    ds = fetch(name, dataset, shard_size=shard_size, force=force)
+    ds = fetch_dataset(name, dataset, shard_size=shard_size, force=force)
     print(f"{name}: ingested {_summary(ds)} into {ds.directory}", file=sys.stderr)
 
 

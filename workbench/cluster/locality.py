@@ -13,7 +13,7 @@ from pathlib import Path
 
 from workbench.backends.base import ordered_for_balance
 from workbench.cluster.inventory import Cluster, Node, load_cluster
-from workbench.dataset.manifest import Manifest, ShardInfo
+from workbench.storage.manifest import Manifest, ShardInfo
 from workbench.errors import ClusterError
 from workbench.jobs.base import ShardTask
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.containers.imagemap import PLATFORMS, ImageMap, ImageSpec
-from workbench.downloads import cache_dir, pip
+from workbench.util.downloads import cache_dir, pip
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def build_context(spec: ImageSpec, wheels: Path | None) -> io.BytesIO:
 
 
 #: What the Python worker runs; an image carrying an older copy gives other results than the host.
-WORKER_SOURCES = ("worker.py", "errors.py", "jobs", "chem", "dataset")
+WORKER_SOURCES = ("errors.py", "jobs", "chem", "storage", "containers/worker.py")
 SOURCE_LABEL = "org.workbench.source"
 
 

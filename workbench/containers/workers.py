@@ -4,7 +4,7 @@ A long-lived worker reads one request per line on its attached stdin (for comman
 shard's argv, shell-quoted; for the Python worker the job spec and the shard's manifest entry
 as JSON) and, after each shard's output, writes ``TOKEN STATUS NBYTES\\n`` plus NBYTES of error text on stdout. Command
 images (grep, BusyBox) run that loop in ``sh``; the rdkit image runs ``python -m
-workbench.worker --frame``. Containers are created with ``StdinOnce``: when the client goes
+workbench.containers.worker --frame``. Containers are created with ``StdinOnce``: when the client goes
 away their stdin closes, the loop ends, and ``auto_remove`` deletes them.
 """
 

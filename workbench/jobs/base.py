@@ -18,12 +18,12 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from workbench.dataset.manifest import ShardInfo
+from workbench.storage.manifest import ShardInfo
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from workbench.dataset.manifest import Manifest
+    from workbench.storage.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,19 @@ class Job(ABC):
             return ShardOutput(b"", int(text) if text else 0)
         return ShardOutput(stdout, stdout.count(b"\n"))
 
-    def finish(self, table: "pa.Table") -> "pa.Table":
-        """A global step after every shard (sorting, top-K). Default: none."""
-        return table
+    @property
+    def final_step(self) -> bool:
+        """True when the job's lines need a step over every shard's (sort, top-K, reduce):
+        the runner then holds them and calls ``finish_payloads``; else lines stream as shards finish."""
+        return False
 
-    def finish_payloads(self, payloads: list[bytes]) -> list[bytes] | None:
-        """Like ``finish`` for the CLI's line stream; None means lines stream as shards finish."""
-        return None
+    def finish_payloads(self, payloads: list[bytes]) -> bytes:
+        """The final step: every shard's lines in, the job's result lines out."""
+        return b"".join(payloads)
+
+    def final_count(self, hits: int) -> int:
+        """A count-only run's total from the sum of its shards' counts."""
+        return hits
 
     # -- (de)serialisation: the container worker entry point receives a job as JSON --
     def spec(self) -> dict[str, Any]:
@@ -122,16 +128,13 @@ def run_shard(job: Job, task: ShardTask) -> ShardResult:
     """Execute ``job`` on ``task`` and time it; this is the function every backend ships."""
     start = time.perf_counter()
     out = job.run(task)
-    return ShardResult(
-        shard=task.shard.name,
-        payload=out.payload,
-        hits=out.hits,
-        bytes=task.shard.bytes,
-        records=task.shard.records,
-        seconds=time.perf_counter() - start,
-        worker=worker_name(),
-        node=node_name(),
-    )
+    return shard_result(task, out, time.perf_counter() - start, worker_name(), node_name())
+
+
+def shard_result(task: ShardTask, out: ShardOutput, seconds: float, worker: str, node: str) -> ShardResult:
+    """A finished shard's result: its output with the shard's size and where and how long it ran."""
+    return ShardResult(shard=task.shard.name, payload=out.payload, hits=out.hits, bytes=task.shard.bytes,
+                       records=task.shard.records, seconds=seconds, worker=worker, node=node)
 
 
 def node_name() -> str:

@@ -23,7 +23,7 @@ from workbench.jobs.base import Job, ShardOutput, ShardTask
 from workbench.jobs.proc import run_command
 
 if TYPE_CHECKING:
-    from workbench.dataset.manifest import Manifest
+    from workbench.storage.manifest import Manifest
 
 REDUCERS = ("cat", "sort", "sum", "sum-by-key")
 
@@ -63,12 +63,16 @@ class CommandJob(Job):
             stdout += b"\n"
         return ShardOutput(stdout, stdout.count(b"\n"))
 
-    def finish_payloads(self, payloads: list[bytes]) -> list[bytes] | None:
+    @property
+    def final_step(self) -> bool:
+        return self.reduce != "cat"
+
+    def finish_payloads(self, payloads: list[bytes]) -> bytes:
         if self.reduce == "cat":
-            return None
+            return b"".join(payloads)
         lines = [line for p in payloads for line in p.splitlines()]
         if self.reduce == "sort":
-            return [b"".join(line + b"\n" for line in sorted(lines))]
+            return b"".join(line + b"\n" for line in sorted(lines))
         totals: dict[bytes, float] = {}
         try:
             for line in filter(bytes.strip, lines):
@@ -77,8 +81,8 @@ class CommandJob(Job):
         except ValueError as exc:
             raise JobError(f"reduce {self.reduce!r} cannot read a number from the output: {exc}") from None
         if self.reduce == "sum":
-            return [_number(totals.get(b"", 0.0)) + b"\n"]
-        return [b"".join(k + b"\t" + _number(v) + b"\n" for k, v in sorted(totals.items()))]
+            return _number(totals.get(b"", 0.0)) + b"\n"
+        return b"".join(k + b"\t" + _number(v) + b"\n" for k, v in sorted(totals.items()))
 
 
 def _number(value: float) -> bytes:

@@ -11,7 +11,7 @@ from workbench.jobs.base import Job, ShardOutput, ShardTask
 from workbench.jobs.proc import run_command
 
 if TYPE_CHECKING:
-    from workbench.dataset.manifest import Manifest
+    from workbench.storage.manifest import Manifest
 
 #: engine -> argv prefix. ripgrep always uses its own (Rust) regex syntax, close to grep -E.
 ENGINES: dict[str, list[str]] = {

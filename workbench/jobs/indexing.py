@@ -1,4 +1,4 @@
-"""``IndexJob``: build the chemistry index of one shard (see ``workbench.dataset.index``)."""
+"""``IndexJob``: build the chemistry index of one shard (see ``workbench.storage.index``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class IndexJob(Job):
 
     def run(self, task: ShardTask) -> ShardOutput:
         from workbench.chem.shards import tsv_lines
-        from workbench.dataset.index import build_shard_index
+        from workbench.chem.indexing import build_shard_index
 
         invalid = build_shard_index(task.path, task.index_path, task.shard)
         return ShardOutput(tsv_lines([c for c, _ in invalid], [s for _, s in invalid]), len(invalid))

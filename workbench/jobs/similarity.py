@@ -15,9 +15,8 @@ from workbench.jobs.base import Column, Job, ShardOutput, ShardTask
 
 if TYPE_CHECKING:
     import numpy as np
-    import pyarrow as pa
 
-    from workbench.dataset.manifest import Manifest
+    from workbench.storage.manifest import Manifest
 
 
 @dataclass
@@ -69,15 +68,13 @@ class SimilarityJob(Job):
         order = np.lexsort((cids[rows], -sims[rows]))
         return rows[order[: self.top] if self.top else order]
 
-    def finish(self, table: "pa.Table") -> "pa.Table":
-        table = table.sort_by([("similarity", "descending"), ("cid", "ascending")])
-        return table.slice(0, self.top) if self.top else table
+    final_step = True  # type: ignore[assignment]
 
-    def finish_payloads(self, payloads: list[bytes]) -> list[bytes] | None:
+    def finish_payloads(self, payloads: list[bytes]) -> bytes:
         """All shards' lines, sorted by similarity (descending, then CID), cut to ``top``."""
         lines = [line for p in payloads for line in p.splitlines(keepends=True)]
         lines.sort(key=_sort_key)
-        return [b"".join(lines[: self.top] if self.top else lines)]
+        return b"".join(lines[: self.top] if self.top else lines)
 
 
 def _sort_key(line: bytes) -> tuple[float, int]:

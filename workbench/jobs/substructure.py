@@ -15,11 +15,10 @@ from workbench.errors import QueryError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from rdkit import Chem
 
     from workbench.chem.loaded import LoadedShard
-    from workbench.dataset.manifest import Manifest
+    from workbench.storage.manifest import Manifest
 
 
 @dataclass
@@ -52,18 +51,21 @@ class SubstructureJob(Job):
             return ShardOutput(b"", len(cids))
         return ShardOutput(tsv_lines(cids, smiles), len(cids))
 
-    def finish(self, table: "pa.Table") -> "pa.Table":
-        if self.limit is None:
-            return table
-        return table.sort_by("cid").slice(0, self.limit)
+    @property
+    def final_step(self) -> bool:
+        return self.limit is not None
 
-    def finish_payloads(self, payloads: list[bytes]) -> list[bytes] | None:
+    def finish_payloads(self, payloads: list[bytes]) -> bytes:
         """With ``limit``: the first ``limit`` lines by CID over all shards (deterministic)."""
-        if self.limit is None:
-            return None
         lines = [line for p in payloads for line in p.splitlines(keepends=True)]
-        lines.sort(key=lambda line: int(line.split(b"\t", 1)[0]))
-        return [b"".join(lines[: self.limit])]
+        if self.limit is not None:
+            lines.sort(key=lambda line: int(line.split(b"\t", 1)[0]))
+            lines = lines[: self.limit]
+        return b"".join(lines)
+
+    def final_count(self, hits: int) -> int:
+        """Shard counts are each cut to ``limit``: their sum reaches it exactly when the total does."""
+        return hits if self.limit is None else min(hits, self.limit)
 
 
 def _match_index(shard: "LoadedShard", query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:

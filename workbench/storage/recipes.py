@@ -17,13 +17,9 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from workbench.downloads import cache_dir, pip
+from workbench.util.downloads import cache_dir, pip
 from workbench.errors import IngestError, WorkbenchError
-
-if TYPE_CHECKING:
-    from workbench.dataset.dataset import Dataset
 
 PUBCHEM_URL = "https://ftp.ncbi.nlm.nih.gov/pubchem/Compound/Extras/CID-SMILES.gz"
 MOLSETS = "molsets==0.3.1"
@@ -34,7 +30,7 @@ class Recipe:
     name: str
     size: str
     description: str
-    build: Callable[[Path, str, bool], "Dataset"]
+    build: Callable[[Path, str, bool], Path]
 
 
 def nci_smi() -> Path:
@@ -43,8 +39,8 @@ def nci_smi() -> Path:
     return Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
 
 
-def _nci(target: Path, shard_size: str, force: bool) -> "Dataset":
-    from workbench.dataset.ingest import ingest
+def _nci(target: Path, shard_size: str, force: bool) -> Path:
+    from workbench.storage.ingest import ingest
 
     return ingest([nci_smi()], target, shard_size=shard_size, format="smi", force=force)
 
@@ -108,15 +104,15 @@ class _ByteStream(io.RawIOBase):
         return n
 
 
-def _moses(target: Path, shard_size: str, force: bool) -> "Dataset":
-    from workbench.dataset.ingest import ingest
+def _moses(target: Path, shard_size: str, force: bool) -> Path:
+    from workbench.storage.ingest import ingest
 
     stream = io.BufferedReader(_ByteStream(moses_cid_smiles(), MOLSETS), buffer_size=1 << 20)
     return ingest([stream], target, shard_size=shard_size, format="cid-smiles", force=force)
 
 
-def _pubchem(target: Path, shard_size: str, force: bool) -> "Dataset":
-    from workbench.dataset.ingest import ingest
+def _pubchem(target: Path, shard_size: str, force: bool) -> Path:
+    from workbench.storage.ingest import ingest
 
     url = os.environ.get("WORKBENCH_PUBCHEM_URL", PUBCHEM_URL)
     try:
@@ -140,7 +136,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def fetch(name: str, target: str | os.PathLike[str], shard_size: str = "64MB", force: bool = False) -> "Dataset":
+def fetch(name: str, target: str | os.PathLike[str], shard_size: str = "64MB", force: bool = False) -> Path:
     """Build the dataset of recipe ``name`` into ``target``."""
     try:
         recipe = RECIPES[name]

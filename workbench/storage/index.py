@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.dataset.manifest import Manifest, ShardInfo
+from workbench.storage.manifest import Manifest, ShardInfo
 from workbench.errors import IndexError_
 
 if TYPE_CHECKING:
@@ -36,12 +36,20 @@ META_KEY = b"workbench.index"
 INVALID_LIST = "index/invalid.tsv"
 ROW_GROUP = 20_000
 
+FP_BITS = 2048
+FP_BYTES = FP_BITS // 8
+FP_WORDS = FP_BITS // 64
+
+#: The fingerprints the index holds; an index built with other values is refused.
+FINGERPRINTS = {
+    "pattern": {"kind": "rdkit-pattern", "fpSize": FP_BITS},
+    "morgan": {"kind": "morgan", "radius": 2, "fpSize": FP_BITS},
+}
+
 
 def index_params() -> dict[str, Any]:
     """What an index must have been built with for this workbench to search it."""
     import rdkit
-
-    from workbench.chem.fingerprints import FINGERPRINTS
 
     return {"format": INDEX_FORMAT, "version": INDEX_VERSION, "rdkit": rdkit.__version__,
             "fingerprints": FINGERPRINTS}
@@ -76,56 +84,8 @@ def check_index(manifest: Manifest) -> None:
 def index_schema() -> "pa.Schema":
     import pyarrow as pa
 
-    from workbench.chem.fingerprints import FP_BYTES
-
     return pa.schema([("cid", pa.int64()), ("smiles", pa.string()), ("mol", pa.binary()),
                       ("pattern", pa.binary(FP_BYTES)), ("morgan", pa.binary(FP_BYTES))])
-
-
-# -- building one shard (runs on a worker) ------------------------------------------------
-def build_shard_index(shard_path: str, index_path: str, shard: ShardInfo) -> list[tuple[int, str]]:
-    """Index one shard in row groups (bounded memory); return the records RDKit cannot parse.
-
-    The file is written beside its final name and renamed, so a reader never sees half an index.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from workbench.chem.fingerprints import morgan_fp, pattern_fp
-    from workbench.chem.molecules import mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
-
-    quiet_rdkit()
-    schema = index_schema()
-    invalid: list[tuple[int, str]] = []
-    records = 0
-    Path(index_path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{index_path}.tmp-{os.getpid()}"
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for cids, smiles in read_shard_records(shard_path, ROW_GROUP):
-                pickles: list[bytes | None] = []
-                patterns: list[bytes | None] = []
-                morgans: list[bytes | None] = []
-                for cid, smi in zip(cids, smiles):
-                    mol = parse_smiles(smi)
-                    if mol is None:
-                        invalid.append((cid, smi))
-                        pickles.append(None), patterns.append(None), morgans.append(None)
-                        continue
-                    pickles.append(mol_to_pickle(mol))
-                    patterns.append(pattern_fp(mol))
-                    morgans.append(morgan_fp(mol))
-                records += len(cids)
-                writer.write_batch(pa.record_batch([cids, smiles, pickles, patterns, morgans], schema=schema),
-                                   row_group_size=ROW_GROUP)
-            meta = {**index_params(), "shard": shard.name, "shard_sha256": shard.sha256,
-                    "records": records, "invalid": len(invalid)}
-            writer.add_key_value_metadata({META_KEY: json.dumps(meta).encode()})
-        os.replace(tmp, index_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return invalid
 
 
 def read_index_meta(index_path: str) -> dict[str, Any] | None:
@@ -187,56 +147,6 @@ def write_invalid_list(root: Path, table: "pa.Table") -> Path:
         for cid, smi in zip(table["cid"].to_pylist(), table["smiles"].to_pylist()):
             fh.write(f"{cid}\t{smi}\n")
     return path
-
-
-@dataclass
-class IndexReport:
-    """What ``Dataset.build_index`` did."""
-
-    shards: int
-    built: int
-    up_to_date: int
-    records: int
-    invalid: "pa.Table"  # cid, smiles of every record RDKit cannot parse (all shards)
-    invalid_list: Path
-    stats: Any = None  # RunStats of the build (None when nothing needed building)
-
-    def summary(self) -> str:
-        return (f"index: {self.shards} shards ({self.built} built, {self.up_to_date} up to date), "
-                f"{self.records:,} records, {self.invalid.num_rows:,} RDKit cannot parse"
-                + (f" (listed in {self.invalid_list})" if self.invalid.num_rows else ""))
-
-
-def build_index(dataset: Any, *, force: bool = False, backend: str = "local", workers: int | None = None,
-                progress: bool = False, **backend_options: Any) -> IndexReport:
-    """Build or refresh the index of ``dataset``: one task per stale shard, manifest updated."""
-    from workbench.dataset.manifest import write_manifest
-    from workbench.jobs.indexing import IndexJob
-
-    root, manifest = dataset.directory, dataset.manifest
-    todo = stale_shards(root, manifest, force)
-    reset = force or not manifest.index or incompatibility(manifest.index) is not None
-    built: dict[str, dict[str, Any]] = {}
-    stats = None
-    if todo:
-        run = dataset.run(IndexJob(), shards=todo, backend=backend, workers=workers, progress=progress,
-                          **backend_options)
-        try:
-            for result in run:
-                shard = manifest.shard(result.shard)
-                built[shard.name] = {"sha256": shard.sha256, "records": shard.records, "invalid": result.hits}
-        finally:  # keep what finished, even when interrupted
-            if built or reset:
-                record_built(manifest, built, reset)
-                write_manifest(root, manifest)
-        stats = run.stats
-    elif manifest.index is None:
-        record_built(manifest, {}, True)
-        write_manifest(root, manifest)
-    invalid = invalid_records(root, manifest)
-    return IndexReport(shards=len(manifest.shards), built=len(todo), up_to_date=len(manifest.shards) - len(todo),
-                       records=manifest.records, invalid=invalid,
-                       invalid_list=write_invalid_list(root, invalid), stats=stats)
 
 
 def coverage_note(manifest: Manifest) -> str | None:

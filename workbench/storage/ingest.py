@@ -13,33 +13,20 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
-from workbench.dataset.formats import FORMATS, Chunk, read_cid_smiles, read_sdf, read_smi, sniff_format
-from workbench.dataset.manifest import Manifest, ShardInfo, write_manifest
+from workbench.storage.formats import FORMATS, Chunk, read_cid_smiles, read_sdf, read_smi, sniff_format
+from workbench.storage.manifest import Manifest, ShardInfo, write_manifest
 from workbench.errors import IngestError, WorkbenchError
-
-if TYPE_CHECKING:
-    from workbench.dataset.dataset import Dataset
+from workbench.util.sizes import parse_bytes
 
 Source = str | os.PathLike[str] | BinaryIO
 REJECTS_NAME = "rejects.tsv"
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
 
-def parse_size(text: str | int) -> int:
-    """'64MB' → 64_000_000; '32kB', '1GiB' and plain integers work too."""
-    if isinstance(text, int):
-        value = text
-    else:
-        s = text.strip().lower().replace(" ", "")
-        number = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-        unit = s[len(number):]
-        try:
-            value = int(float(number) * _UNITS[unit])
-        except (KeyError, ValueError):
-            raise WorkbenchError(f"invalid size {text!r} (examples: 64MB, 512kB, 1GiB)") from None
+def shard_limit(text: str | int) -> int:
+    """The shard size in bytes: '64MB' → 64_000_000; '32kB', '1GiB' and plain integers work too."""
+    value = parse_bytes(text)
     if value < 1000:
         raise WorkbenchError(f"shard size {text!r} is too small (at least 1kB)")
     return value
@@ -150,14 +137,12 @@ def _escape(text: bytes) -> str:
 
 
 def ingest(sources: Sequence[Source] | Source, dataset_dir: str | os.PathLike[str], shard_size: str | int = "64MB",
-           format: str = "auto", force: bool = False, smiles_field: str | None = None) -> "Dataset":
-    """Shard ``sources`` into ``dataset_dir``; returns the opened ``Dataset``.
+           format: str = "auto", force: bool = False, smiles_field: str | None = None) -> Path:
+    """Shard ``sources`` into ``dataset_dir``; returns the dataset directory.
 
     Builds into a temporary sibling directory and renames it at the end, so a failed or
     interrupted ingest leaves nothing behind. Rejected lines go to ``rejects.tsv``.
     """
-    from workbench.dataset.dataset import Dataset
-
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
     if format not in FORMATS:
@@ -165,7 +150,7 @@ def ingest(sources: Sequence[Source] | Source, dataset_dir: str | os.PathLike[st
     if not sources:
         raise WorkbenchError("no sources given")
     target = Path(dataset_dir)
-    limit = parse_size(shard_size)
+    limit = shard_limit(shard_size)
     if target.exists() and not force:
         raise IngestError(f"{str(target)!r} already exists (use --force to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +169,7 @@ def ingest(sources: Sequence[Source] | Source, dataset_dir: str | os.PathLike[st
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     del manifest
-    return Dataset(target)
+    return target
 
 
 def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_field: str | None) -> Manifest:

@@ -1,18 +1,27 @@
-"""``Dataset``: an ingested directory of shards, and the searches a notebook runs on it."""
+"""The public API (the top of the library): ``Dataset``, ``open_dataset``, ``ingest``, ``fetch_dataset``.
+
+A ``Dataset`` is an ingested directory of shards and the searches a notebook runs on it. Every
+search goes through ``Dataset.run`` (a ``workbench.runner.Run``), as the CLI's do, so both give the
+same records.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.dataset.manifest import Manifest, ShardInfo, read_manifest
 from workbench.jobs.base import Job
-from workbench.runner import Run
+from workbench.runner import Run, open_backend
+from workbench.storage import index as index_files
+from workbench.storage.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from workbench.storage.ingest import Source
 
 
 class Dataset:
@@ -46,29 +55,22 @@ class Dataset:
     # -- running jobs ------------------------------------------------------------------
     def run(self, job: Job, *, backend: str = "local", workers: int | None = None, progress: bool = False,
             shards: list[ShardInfo] | None = None, **backend_options: Any) -> Run:
-        """Run any job (on ``shards``, default all); iterate the ``Run`` for ``ShardResult`` s as shards finish."""
+        """Run any job (on ``shards``, default all): iterate the ``Run`` for ``ShardResult`` s as shards
+        finish, or take its ``payloads()``, ``batches()`` or ``table()`` (after the job's final step)."""
         from dataclasses import replace
 
-        from workbench.backends import get_backend
-
         manifest = self.manifest if shards is None else replace(self.manifest, shards=shards)
-        return Run(job, self.directory, manifest, get_backend(backend, workers=workers, **backend_options),
+        return Run(job, self.directory, manifest, open_backend(backend, workers=workers, **backend_options),
                    progress=progress)
 
     def batches(self, job: Job, **run_options: Any) -> Iterator["pa.RecordBatch"]:
-        """One Arrow record batch per finished shard (unordered, before the job's global step)."""
-        from workbench.output import payload_to_batch
-
-        schema = job.schema()
-        for result in self.run(job, **run_options):
-            yield payload_to_batch(result.payload, schema)
+        """Arrow record batches as shards finish; a job with a final step (sort, top-K, reduce)
+        yields its one final batch after the last shard. The same records as ``table``."""
+        return self.run(job, **run_options).batches()
 
     def table(self, job: Job, **run_options: Any) -> "pa.Table":
-        """All results as one Arrow table, after the job's global step (sort, top-K)."""
-        import pyarrow as pa
-
-        schema = job.schema()
-        return job.finish(pa.Table.from_batches(list(self.batches(job, **run_options)), schema=schema))
+        """All results as one Arrow table, after the job's final step: what the CLI prints."""
+        return self.run(job, **run_options).table()
 
     def grep(self, pattern: str, *, fixed: bool = False, extended: bool = False, ignore_case: bool = False,
              engine: str = "gnu", **run_options: Any) -> "pa.Table":
@@ -83,8 +85,6 @@ class Dataset:
     # -- chemistry (RDKit) -------------------------------------------------------------
     def build_index(self, *, force: bool = False, **run_options: Any) -> Any:
         """Build or refresh the chemistry index (only shards that changed); returns an ``IndexReport``."""
-        from workbench.dataset.index import build_index
-
         report = build_index(self, force=force, **run_options)
         self.reload()
         return report
@@ -96,7 +96,7 @@ class Dataset:
 
     def substructure_batches(self, query: str, *, smiles: bool = False, limit: int | None = None,
                              **run_options: Any) -> Iterator["pa.RecordBatch"]:
-        """Streaming form of ``substructure`` (``limit`` applies per shard here)."""
+        """Streaming form of ``substructure`` (with ``limit``: one batch, the lowest CIDs, at the end)."""
         return self.batches(_substructure_job(query, smiles, limit), **run_options)
 
     def similar(self, smiles: str, *, threshold: float = 0.7, top: int | None = None,
@@ -106,7 +106,7 @@ class Dataset:
 
     def similar_batches(self, smiles: str, *, threshold: float = 0.7, top: int | None = None,
                         **run_options: Any) -> Iterator["pa.RecordBatch"]:
-        """Streaming form of ``similar``: per-shard batches, each sorted (``top`` applies per shard)."""
+        """Streaming form of ``similar``: one batch, sorted and cut to ``top``, after the last shard."""
         return self.batches(_similarity_job(smiles, threshold, top), **run_options)
 
 
@@ -140,3 +140,68 @@ def index_state(dataset: Dataset) -> str:
 def open_dataset(directory: str | os.PathLike[str]) -> Dataset:
     """Open an ingested dataset directory."""
     return Dataset(directory)
+
+
+def ingest(sources: "Sequence[Source] | Source", dataset_dir: str | os.PathLike[str], shard_size: str | int = "64MB",
+           format: str = "auto", force: bool = False, smiles_field: str | None = None) -> Dataset:
+    """Shard ``sources`` into ``dataset_dir`` (``workbench.storage.ingest``); returns the ``Dataset``."""
+    from workbench.storage.ingest import ingest as ingest_shards
+
+    return Dataset(ingest_shards(sources, dataset_dir, shard_size=shard_size, format=format, force=force,
+                                 smiles_field=smiles_field))
+
+
+def fetch_dataset(name: str, target: str | os.PathLike[str], shard_size: str = "64MB", force: bool = False) -> Dataset:
+    """Build the dataset of recipe ``name`` (``workbench datasets list``) into ``target``."""
+    from workbench.storage.recipes import fetch
+
+    return Dataset(fetch(name, target, shard_size=shard_size, force=force))
+
+
+@dataclass
+class IndexReport:
+    """What ``Dataset.build_index`` did."""
+
+    shards: int
+    built: int
+    up_to_date: int
+    records: int
+    invalid: "pa.Table"  # cid, smiles of every record RDKit cannot parse (all shards)
+    invalid_list: Path
+    stats: Any = None  # RunStats of the build (None when nothing needed building)
+
+    def summary(self) -> str:
+        return (f"index: {self.shards} shards ({self.built} built, {self.up_to_date} up to date), "
+                f"{self.records:,} records, {self.invalid.num_rows:,} RDKit cannot parse"
+                + (f" (listed in {self.invalid_list})" if self.invalid.num_rows else ""))
+
+
+def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "local", workers: int | None = None,
+                progress: bool = False, **backend_options: Any) -> IndexReport:
+    """Build or refresh the index of ``dataset``: one task per stale shard, manifest updated."""
+    from workbench.jobs.indexing import IndexJob
+
+    root, manifest = dataset.directory, dataset.manifest
+    todo = index_files.stale_shards(root, manifest, force)
+    reset = force or not manifest.index or index_files.incompatibility(manifest.index) is not None
+    built: dict[str, dict[str, Any]] = {}
+    stats = None
+    if todo:
+        run = dataset.run(IndexJob(), shards=todo, backend=backend, workers=workers, progress=progress,
+                          **backend_options)
+        try:
+            for result in run:
+                shard = manifest.shard(result.shard)
+                built[shard.name] = {"sha256": shard.sha256, "records": shard.records, "invalid": result.hits}
+        finally:  # keep what finished, even when interrupted
+            if built or reset:
+                index_files.record_built(manifest, built, reset)
+                write_manifest(root, manifest)
+        stats = run.stats
+    elif manifest.index is None:
+        index_files.record_built(manifest, {}, True)
+        write_manifest(root, manifest)
+    invalid = index_files.invalid_records(root, manifest)
+    return IndexReport(shards=len(manifest.shards), built=len(todo), up_to_date=len(manifest.shards) - len(todo),
+                       records=manifest.records, invalid=invalid,
+                       invalid_list=index_files.write_invalid_list(root, invalid), stats=stats)

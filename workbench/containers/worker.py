@@ -1,10 +1,10 @@
-"""The container worker entry point: ``python -m workbench.worker``.
+"""The container worker entry point: ``python -m workbench.containers.worker``.
 
-``python -m workbench.worker SPEC SHARD ...`` runs the job ``SPEC`` (``Job.spec()`` as JSON) on
+``python -m workbench.containers.worker SPEC SHARD ...`` runs the job ``SPEC`` (``Job.spec()`` as JSON) on
 each shard — its manifest entry as JSON (jobs check an index against the shard's checksum) or
 a plain path — and prints each shard's output (what ``Job.parse_output`` reads) to stdout.
 
-``python -m workbench.worker --frame TOKEN`` serves requests read one per line on stdin,
+``python -m workbench.containers.worker --frame TOKEN`` serves requests read one per line on stdin,
 ``{"job": SPEC, "shard": ENTRY}``, and after each shard's output writes the frame line
 ``TOKEN STATUS NBYTES`` followed by NBYTES of error text — the framing of the shell loop of
 command images — so one long-lived container serves many shards of many jobs and keeps what
@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Any
 
-from workbench.dataset.manifest import ShardInfo
+from workbench.storage.manifest import ShardInfo
 from workbench.jobs import Job, ShardTask, job_from_spec
 
 
@@ -64,7 +64,7 @@ def serve(root: str, token: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.worker", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workbench.containers.worker", description=__doc__.splitlines()[0])
     parser.add_argument("spec", nargs="?", help="the job as JSON (Job.spec())")
     parser.add_argument("shards", nargs="*", help="shards: manifest entries as JSON, or paths")
     parser.add_argument("--root", default="/data", help="dataset directory as mounted here (default /data)")

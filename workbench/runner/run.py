@@ -1,25 +1,70 @@
-"""Run a job over a dataset on a backend, streaming shard results and collecting stats."""
+"""Run a job over a dataset on a backend: shard results as they finish, the job's final step, stats.
+
+``Run`` owns the one final step of every job (``Job.finish_payloads``: sort, top-K, reduce), so
+the CLI and the Python API give identical results: iterate ``payloads()`` (what the CLI prints),
+or take ``batches()`` / ``table()`` (Arrow) — all three are the same records.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.backends.base import Backend
-from workbench.dataset.manifest import Manifest
 from workbench.jobs.base import Job, ShardResult
-from workbench.stats import RunStats, cpu_seconds
+from workbench.runner.stats import RunStats, cpu_seconds
+from workbench.storage.manifest import Manifest
+from workbench.storage.results import payload_to_batch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Run:
-    """Iterate to get ``ShardResult`` s as shards finish; afterwards ``stats`` holds the totals."""
+    """Iterate to get ``ShardResult`` s as shards finish (before the job's final step); or take
+    ``payloads()``, ``batches()``, ``table()`` (after it). Afterwards ``stats`` holds the totals."""
 
     def __init__(self, job: Job, root: Path, manifest: Manifest, backend: Backend, progress: bool = False):
         self.job, self.root, self.manifest, self.backend = job, root, manifest, backend
         self.progress = progress
         self.stats = RunStats(job=job.name, backend=backend.describe(), workers=backend.workers,
                               shards_total=len(manifest.shards))
+        #: Records in the final output (for count-only jobs: the total count), once ``payloads()`` ended.
+        self.count = 0
+
+    def payloads(self) -> Iterator[bytes]:
+        """The job's result lines after its final step: as shards finish when the job has none,
+        else in one piece after the last shard. Sets ``count``."""
+        job, held = self.job, []
+        for result in self:
+            if job.count_only:
+                continue
+            if job.final_step:
+                held.append(result.payload)
+            elif result.payload:
+                self.count += result.payload.count(b"\n")
+                yield result.payload
+        if job.count_only:
+            self.count = job.final_count(self.stats.hits)
+        elif job.final_step:
+            final = job.finish_payloads(held)
+            self.count = final.count(b"\n")
+            if final:
+                yield final
+
+    def batches(self) -> Iterator["pa.RecordBatch"]:
+        """``payloads()`` as Arrow record batches of the job's schema."""
+        schema = self.job.schema()
+        for payload in self.payloads():
+            yield payload_to_batch(payload, schema)
+
+    def table(self) -> "pa.Table":
+        """Every result record as one Arrow table (after the job's final step)."""
+        import pyarrow as pa
+
+        return pa.Table.from_batches(list(self.batches()), schema=self.job.schema())
 
     def __iter__(self) -> Iterator[ShardResult]:
         self.backend.prepare(self.job, self.manifest)

@@ -1,0 +1,166 @@
+"""Worker-container pools on Docker engines: one engine's facts, a bounded pool of long-lived
+sandboxed containers serving shard after shard, and the request line each shard is sent as."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shlex
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.containers.engine import connect, engine_url
+from workbench.containers.imagemap import normalize_arch
+from workbench.containers.workers import MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, sandbox
+from workbench.errors import BackendError, JobError, QueryError
+from workbench.jobs.base import Job, ShardOutput, ShardTask
+from workbench.util.sizes import parse_bytes
+
+if TYPE_CHECKING:
+    from workbench.storage.manifest import Manifest
+
+OK_STATUS = (0, 1)  # grep: 0 matches, 1 none; 2 and up is an error
+
+
+@dataclass(frozen=True, eq=False)
+class Engine:
+    """One Docker engine: the node whose name results carry, its URL and client, arch and containers at most."""
+
+    node: str
+    url: str
+    client: Any
+    arch: str
+    cores: int
+
+
+def open_engine(node: str | None, docker_host: str | None, cores: int | None) -> Engine:
+    """Connect to an engine; ``node`` and ``cores`` default to the engine's own name and CPU count."""
+    url = engine_url(docker_host)
+    client = connect(docker_host)
+    try:
+        info = client.info()
+    except BaseException:
+        client.close()
+        raise
+    return Engine(node or info.get("Name") or url, url, client, normalize_arch(info.get("Architecture", "x86_64")),
+                  cores or int(info.get("NCPU") or 1))
+
+
+class ContainerPool:
+    """Long-lived containers of one image on one dataset, each serving shard after shard of any job.
+
+    The pool grows to one container per scheduler thread, at most ``limit`` (a shard then waits
+    for a free container), and lives as long as the backend (like the local backend's worker
+    processes), so repeated runs pay no start-up and the Python worker keeps its decoded
+    molecules. ``one_shot``: one container per shard instead.
+    """
+
+    def __init__(self, client: Any, image: str, *, sandbox_root: str, memory: str, python: bool,
+                 one_shot: bool = False, limit: int | None = None):
+        self.client, self.image, self.python, self.one_shot, self.limit = client, image, python, one_shot, limit
+        self.pool_id = uuid.uuid4().hex[:12]
+        self.token = f"@workbench-frame-{uuid.uuid4().hex}@"
+        self.options = sandbox(sandbox_root, memory, {RUN_LABEL: self.pool_id})
+        self.options["environment"] = {
+            "WB_FRAME": self.token,
+            # the chemistry jobs size their molecule cache from RAM; in a container, from its limit
+            "WORKBENCH_CHEM_CACHE_MB": str(parse_bytes(memory) // 3 // 10**6),
+        }
+        self.command = (["python", "-m", "workbench.containers.worker", "--root", MOUNT, "--frame", self.token]
+                        if python else ["sh", "-c", SHELL_LOOP])
+        self.startup_s: list[float] = []  # create + attach + start of each container started this run
+        self._free: queue.SimpleQueue[WorkerContainer] = queue.SimpleQueue()
+        self._all: list[WorkerContainer] = []
+        self._count = 0  # containers started or starting, not yet removed
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(self, job: Job, task: ShardTask) -> tuple[ShardOutput, str, float]:
+        """Run ``job`` on one shard in a free container; (output, container name, seconds)."""
+        request = shard_request(job, task, self.python)
+        worker = self._take()
+        start = time.perf_counter()
+        try:
+            status, stdout, error = worker.run(request)
+        except BaseException:
+            self._drop(worker)
+            raise
+        if self.one_shot:
+            self._drop(worker)
+        else:
+            self._free.put(worker)
+        if status not in OK_STATUS:
+            message = error.decode("utf-8", "replace").strip().splitlines()
+            raise JobError(f"{self.image} exited {status}: {message[0] if message else '(no message)'}")
+        return job.parse_output(stdout), worker.name, time.perf_counter() - start
+
+    def _take(self) -> WorkerContainer:
+        """A free container, else a new one while under ``limit``, else wait for one to be freed."""
+        while True:
+            try:
+                return self._free.get_nowait()
+            except queue.Empty:
+                pass
+            with self._lock:
+                if self._closed:
+                    raise JobError("run cancelled")
+                if self.limit is None or self._count < self.limit:
+                    self._count += 1
+                    break
+            try:
+                return self._free.get(timeout=0.1)  # wakes up to see a close() or a removed container
+            except queue.Empty:
+                continue
+        start = time.perf_counter()
+        try:
+            worker = WorkerContainer(self.client, self.image, self.command, self.options, self.token)
+        except BaseException:
+            with self._lock:
+                self._count -= 1
+            raise
+        self.startup_s.append(time.perf_counter() - start)
+        with self._lock:
+            self._all.append(worker)
+            if self._closed:
+                worker.remove()
+                raise JobError("run cancelled")
+        return worker
+
+    def _drop(self, worker: WorkerContainer) -> None:
+        """Remove a container that will serve no more shards (its slot frees up)."""
+        with self._lock:
+            self._count -= 1
+        worker.remove()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers, self._all = self._all, []
+        for worker in workers:
+            worker.remove()
+
+
+def shard_request(job: Job, task: ShardTask, python: bool) -> str:
+    """The stdin line for one shard: the job and shard as JSON (Python worker) or the argv, shell-quoted."""
+    if python:
+        return json.dumps({"job": job.spec(), "shard": asdict(task.shard)})
+    argv = job.command(task)
+    assert argv is not None
+    if any("\n" in arg for arg in argv):
+        raise QueryError("the docker backend cannot pass a newline inside an argument (use one pattern per run)")
+    return shlex.join(argv)
+
+
+def check_readable(root: Path, manifest: "Manifest") -> None:
+    """Containers run as nobody: the dataset must be world-readable (checked for local engines)."""
+    files = [f for f in (root / s.path for s in manifest.shards) if f.exists()]  # a missing one fails its shard
+    dirs_ok = all(os.stat(d).st_mode & 0o005 == 0o005 for d in {root, *(f.parent for f in files)})
+    files_ok = all(os.stat(f).st_mode & 0o004 for f in files)
+    if not (dirs_ok and files_ok):
+        raise BackendError(f"dataset {root} is not readable by the unprivileged container user "
+                           f"(uid 65534): run `chmod -R a+rX {root}`")
