@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ demo: install
 	echo "\$$ workbench bench scaling --dataset DIR --query 'C(=O)N' -F --workers 1,2 --repeat 3"; \
 	$(BIN)/workbench bench scaling --dataset $$tmp/nci --query 'C(=O)N' -F --workers 1,2 --repeat 3
 
-test: install
+# Static checks first (seconds): layers import only downward, lint, types of the public API.
+lint: install
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: install

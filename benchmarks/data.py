@@ -13,8 +13,8 @@ ROOT = Path(os.environ.get("WORKBENCH_BENCH_DATA", Path(__file__).resolve().pare
 
 def real_smiles(limit: int = 2_000_000) -> list[bytes]:
     """MOSES SMILES from the molsets wheel; RDKit's NCI set when PyPI is out of reach."""
-    from workbench.storage.recipes import moses_cid_smiles, nci_smi
     from workbench.errors import WorkbenchError
+    from workbench.storage.recipes import moses_cid_smiles, nci_smi
 
     try:
         return [line.split(b"\t", 1)[1].rstrip(b"\n") for line in moses_cid_smiles(limit=limit)]

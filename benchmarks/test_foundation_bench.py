@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from data import cid_smiles_file, dataset
 
 import workbench as wb
-from data import cid_smiles_file, dataset
 
 SIZE = 200 * 10**6
 

@@ -48,7 +48,7 @@ def test_moses_lines_from_the_molsets_wheel():
     assert len(lines) == 2000 and lines[0].startswith(b"1\t") and lines[-1].startswith(b"2000\t")
     from rdkit import Chem
 
-    assert all(Chem.MolFromSmiles(l.split(b"\t")[1].decode()) is not None for l in lines[:200])
+    assert all(Chem.MolFromSmiles(ln.split(b"\t")[1].decode()) is not None for ln in lines[:200])
 
 
 def test_unknown_recipe(tmp_path):
@@ -129,7 +129,7 @@ def test_fetch_pubchem_streams_from_a_mirror(tmp_path, nci_smi):
     import threading
     from functools import partial
 
-    lines = [f"{cid}\t{smi}" for smi, cid in (l.split() for l in nci_smi.read_text().splitlines())]
+    lines = [f"{cid}\t{smi}" for smi, cid in (ln.split() for ln in nci_smi.read_text().splitlines())]
     (tmp_path / "CID-SMILES.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -26,7 +26,7 @@ EXTRA = ["C\\C=C/C", "F/C=C\\F", "N#N", "CC#N", "C1=CC=CC=C1.Cl", "O=[N+]([O-])c
 def dataset(tmp_path_factory, nci_smi):
     """NCI molecules plus SMILES full of regex and shell metacharacters, in ~9 shards."""
     tmp = tmp_path_factory.mktemp("grep")
-    lines = [f"{cid}\t{smi}" for smi, cid in (l.split() for l in nci_smi.read_text().splitlines())]
+    lines = [f"{cid}\t{smi}" for smi, cid in (ln.split() for ln in nci_smi.read_text().splitlines())]
     lines += [f"{900000 + i}\t{smi}" for i, smi in enumerate(EXTRA)]
     src = tmp / "in.tsv"
     src.write_text("\n".join(lines) + "\n")
@@ -104,13 +104,13 @@ def test_other_engines_agree_with_gnu(dataset, engine, tool, pattern, flags):
 
 def test_outputs_and_stats(dataset, tmp_path):
     expected = gnu_grep(shard_files(dataset.directory), "-F", "-e", "C(=O)N")
-    rows = sorted((int(c), s.decode()) for c, s in (l.split(b"\t") for l in expected))
+    rows = sorted((int(c), s.decode()) for c, s in (ln.split(b"\t") for ln in expected))
     for suffix in ("tsv", "jsonl", "parquet"):
         out = tmp_path / f"hits.{suffix}"
         proc = grep_cli(dataset, "-F", "C(=O)N", "-o", str(out), "--stats", "--stats-json", str(tmp_path / "s.json"))
         assert proc.returncode == 0 and sorted(proc.stdout.splitlines()) == expected
         if suffix == "tsv":
-            got = [(int(c), s.decode()) for c, s in (l.split(b"\t") for l in out.read_bytes().splitlines())]
+            got = [(int(c), s.decode()) for c, s in (ln.split(b"\t") for ln in out.read_bytes().splitlines())]
         elif suffix == "jsonl":
             got = [(r["cid"], r["smiles"]) for r in map(json.loads, out.read_text().splitlines())]
         else:
@@ -128,7 +128,7 @@ def test_outputs_and_stats(dataset, tmp_path):
 
 def test_interrupt_leaves_no_process_behind(tmp_path, nci_smi):
     """Ctrl-C during a long grep: exit 130, no grep subprocess left running."""
-    lines = [l.split()[0] for l in nci_smi.read_text().splitlines()]
+    lines = [ln.split()[0] for ln in nci_smi.read_text().splitlines()]
     src = tmp_path / "big.tsv"
     with open(src, "w") as fh:
         for rep in range(60):

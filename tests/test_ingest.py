@@ -120,7 +120,8 @@ def test_sdf_fields_title_and_rdkit_fallback(tmp_path, rdkit_data):
         writer.write(mol)
     writer.close()
     with open(sdf, "ab") as fh:  # a record with no CID anywhere is rejected, not dropped
-        fh.write(Chem.MolToMolBlock(mols[0]).replace(mols[0].GetProp("_Name") if mols[0].HasProp("_Name") else "", "no-id", 1).encode() + b"$$$$\n")
+        name = mols[0].GetProp("_Name") if mols[0].HasProp("_Name") else ""
+        fh.write(Chem.MolToMolBlock(mols[0]).replace(name, "no-id", 1).encode() + b"$$$$\n")
     gz = tmp_path / (sdf.name + ".gz")
     gz.write_bytes(gzip.compress(sdf.read_bytes()))
     ds = wb.ingest([gz], tmp_path / "ds")

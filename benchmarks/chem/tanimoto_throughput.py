@@ -41,9 +41,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    import workbench as wb
     from rdkit import DataStructs
 
+    import workbench as wb
     from workbench.chem import tanimoto
     from workbench.chem.loaded import LoadedShard
     from workbench.jobs.base import ShardTask

@@ -25,9 +25,9 @@ def shard(tmp_path_factory):
     """RDKit's NCI set as one shard, indexed; plus the parsed molecules."""
     from rdkit import RDConfig
 
+    from workbench.jobs.base import ShardTask
     from workbench.storage.index import build_shard_index
     from workbench.storage.manifest import ShardInfo
-    from workbench.jobs.base import ShardTask
 
     lines = (Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi").read_text().splitlines()
     smiles = [line.split()[0] for line in lines]

@@ -97,8 +97,8 @@ def unparsable_dataset(tmp_path_factory, nci_smi):
 def moses_indexed(tmp_path_factory):
     """3,000 MOSES molecules (CIDs 1…), ingested and indexed."""
     import workbench as wb
-    from workbench.storage.recipes import moses_cid_smiles
     from workbench.errors import WorkbenchError
+    from workbench.storage.recipes import moses_cid_smiles
 
     try:
         lines = list(moses_cid_smiles(limit=3000))

@@ -10,8 +10,8 @@ import pytest
 
 from workbench.cluster.inventory import dump_cluster, load_cluster
 from workbench.cluster.placement import balance
-from workbench.storage.manifest import ShardInfo
 from workbench.errors import ClusterError
+from workbench.storage.manifest import ShardInfo
 
 HEAD = {"coordinator": "10.0.0.1", "known_hosts": "known_hosts", "key": "id_ed25519", "data_dir": "/srv/wb"}
 

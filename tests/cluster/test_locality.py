@@ -6,8 +6,8 @@ import pytest
 
 from workbench.cluster.inventory import dump_cluster, load_cluster
 from workbench.cluster.locality import docker_targets, shard_holders
-from workbench.storage.manifest import Manifest, ShardInfo
 from workbench.errors import ClusterError
+from workbench.storage.manifest import Manifest, ShardInfo
 
 SHARDS = [ShardInfo(f"s{i}", f"shards/s{i}.tsv", 10, 1000 - 100 * i, "0" * 64) for i in range(6)]
 

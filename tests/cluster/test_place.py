@@ -15,8 +15,8 @@ import pytest
 import workbench as wb
 from tests.cluster.conftest import NODES, node_file
 from workbench.cluster.placement import place
-from workbench.cluster import testbed as tb
 from workbench.errors import ClusterError
+from workbench.testing import testbed as tb
 
 pytestmark = pytest.mark.ssh
 

@@ -14,9 +14,9 @@ import pytest
 
 from tests.cluster.conftest import require_testbed
 from tests.helpers import require
-from workbench.cluster import testbed as tb
 from workbench.cluster.daskcluster import state_path
 from workbench.cluster.processes import pid_alive
+from workbench.testing import testbed as tb
 
 pytestmark = pytest.mark.ssh
 

@@ -6,8 +6,8 @@ import pytest
 
 from tests.backends.conformance import BackendConformance
 from tests.docker.conftest import our_containers, wait_for_no_containers
-from workbench.backends import close_all
 from tests.helpers import gnu_grep, shard_files
+from workbench.backends import close_all
 from workbench.jobs.grep import GrepJob
 
 pytestmark = pytest.mark.docker

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from workbench.storage.manifest import Manifest, ShardInfo
 from workbench.jobs.base import Job, ShardResult, ShardTask
+from workbench.storage.manifest import Manifest, ShardInfo
 
 
 class Backend(ABC):

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from workbench.api import Dataset
 from workbench.bench.scaling import repeated_runs
 from workbench.containers.imagemap import ImageMap
-from workbench.api import Dataset
 from workbench.errors import WorkbenchError
 from workbench.jobs.base import Job
 from workbench.runner.stats import RunStats

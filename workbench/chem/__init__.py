@@ -5,9 +5,6 @@ level, so import this package only where chemistry is actually needed.
 """
 
 from workbench.chem.fingerprints import (
-    FINGERPRINTS,
-    FP_BYTES,
-    FP_WORDS,
     morgan_fp,
     pattern_fp,
     popcounts,
@@ -19,7 +16,7 @@ from workbench.chem.molecules import mol_from_pickle, mol_to_pickle, parse_smile
 from workbench.chem.query import similarity_query, substructure_query
 
 __all__ = [
-    "FINGERPRINTS", "FP_BYTES", "FP_WORDS", "morgan_fp", "mol_from_pickle", "mol_to_pickle", "parse_smiles",
+    "morgan_fp", "mol_from_pickle", "mol_to_pickle", "parse_smiles",
     "pattern_fp", "popcounts", "quiet_rdkit", "read_shard_records", "screen", "similarity_query",
     "substructure_query", "tanimoto", "words",
 ]

@@ -10,8 +10,7 @@ import numpy as np
 from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 
-from workbench.storage.index import FINGERPRINTS, FP_BITS, FP_BYTES, FP_WORDS
-
+from workbench.storage.index import FP_BITS, FP_WORDS
 
 _morgan = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS)
 _CHUNK = 16_384  # rows per vectorised step: keeps the working set in cache

@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rdkit import Chem
 
-from workbench.chem.fingerprints import FP_BYTES, FP_WORDS, popcounts, words
+from workbench.chem.fingerprints import popcounts, words
 from workbench.chem.molecules import match_pickles, mol_from_pickle
+from workbench.storage.index import FP_BYTES, FP_WORDS
 
 MOL_BYTES = 16_000  # resident cost of one decoded drug-sized molecule (measured), for the cache budget
 

@@ -9,20 +9,19 @@ from typing import TYPE_CHECKING
 from workbench.chem.loaded import CACHE, FileKey, LoadedShard, file_key
 
 if TYPE_CHECKING:
-    from workbench.storage.manifest import Manifest
-    from workbench.jobs.base import ShardTask
+    from workbench.storage.manifest import Manifest, ShardInfo
 
 
-def indexed_shard(task: "ShardTask") -> LoadedShard | None:
+def indexed_shard(index_path: str, shard: "ShardInfo") -> LoadedShard | None:
     """The shard's index, loaded (or cached) in this process, if one was built from these bytes."""
     from workbench.storage.index import shard_index_usable
 
-    key = file_key(task.index_path)
+    key = file_key(index_path)
     if key is None:
         return None
-    usable = _USABLE.get((key, task.shard.sha256))
+    usable = _USABLE.get((key, shard.sha256))
     if usable is None:
-        usable = _USABLE[(key, task.shard.sha256)] = shard_index_usable(task.index_path, task.shard)
+        usable = _USABLE[(key, shard.sha256)] = shard_index_usable(index_path, shard)
         if len(_USABLE) > 10_000:
             _USABLE.clear()
     return CACHE.get(key) if usable else None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -55,8 +55,8 @@ def bench_scaling(
     from rich.console import Console
     from rich.table import Table
 
-    from workbench.bench.scaling import make_job, plot, scaling
     from workbench.api import open_dataset
+    from workbench.bench.scaling import make_job, plot, scaling
 
     ds = open_dataset(dataset)
     counts = parse_counts(workers)

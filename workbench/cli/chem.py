@@ -8,8 +8,21 @@ from typing import Annotated, Optional
 import typer
 
 from workbench.cli import app
-from workbench.cli.common import (BackendOpt, ClusterOpt, CountOpt, DatasetOpt, DockerHostOpt, ImageOpt, RunOptions,
-                                  SchedulerOpt, StatsJsonOpt, StatsOpt, WorkersOpt, backend_options, with_run_options)
+from workbench.cli.common import (
+    BackendOpt,
+    ClusterOpt,
+    CountOpt,
+    DatasetOpt,
+    DockerHostOpt,
+    ImageOpt,
+    RunOptions,
+    SchedulerOpt,
+    StatsJsonOpt,
+    StatsOpt,
+    WorkersOpt,
+    backend_options,
+    with_run_options,
+)
 
 
 @app.command()

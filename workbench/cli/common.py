@@ -56,7 +56,7 @@ def run_and_emit(job: Any, dataset: Path, run_options: dict[str, Any], *, output
     run = ds.run(job, progress=sys.stderr.isatty(), **run_options)
     try:
         for payload in run.payloads():
-            if count:
+            if count or not payload:
                 continue
             out.write(payload)
             out.flush()

@@ -99,9 +99,9 @@ def bench_images(
     from rich.console import Console
     from rich.table import Table
 
+    from workbench.api import open_dataset
     from workbench.bench.images import compare_images, plot
     from workbench.bench.scaling import make_job
-    from workbench.api import open_dataset
 
     ds = open_dataset(dataset)
     the_job = make_job(job, query, **({"fixed": fixed, "extended": extended} if job == "grep" else {}))

@@ -2,9 +2,10 @@
 
 A shard placed with ``workbench place --mode local`` runs on a worker of a node holding a
 replica (any live replica: a node that is down is skipped), else — when the dataset was also
-verified in ``shared_dir`` — on a node reading the shared copy; a ``shared`` dataset runs anywhere. Tasks carry the dataset directory *as the chosen nodes see it*; replicas whose
-nodes use different ``data_dir`` paths are grouped so a task's ``root`` is right on every
-worker it may run on. Shard data never travels through the scheduler — only results do.
+verified in ``shared_dir`` — on a node reading the shared copy; a ``shared`` dataset runs
+anywhere. Tasks carry the dataset directory *as the chosen nodes see it*; replicas whose nodes use
+different ``data_dir`` paths are grouped so a task's ``root`` is right on every worker it may run on.
+Shard data never travels through the scheduler — only results do.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from workbench.backends.base import ordered_for_balance
 from workbench.cluster.inventory import Cluster, Node, load_cluster
-from workbench.storage.manifest import Manifest, ShardInfo
 from workbench.errors import ClusterError
 from workbench.jobs.base import ShardTask
+from workbench.storage.manifest import Manifest, ShardInfo
 
 
 def shard_holders(manifest: Manifest, cluster: Cluster, usable: set[str]) -> list[tuple[ShardInfo, str, list[str]]]:

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.cluster.ssh import bounded, raise_first, run, session
-from workbench.storage.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 from workbench.errors import ClusterError
+from workbench.storage.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 
 # Runs on the node: sha256 of each relative path under ROOT (null when absent), read from stdin.
 HASH_SCRIPT = r"""

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.containers.imagemap import PLATFORMS, ImageMap, ImageSpec
-from workbench.util.downloads import cache_dir, pip
 from workbench.errors import WorkbenchError
+from workbench.util.downloads import cache_dir, pip
 
 if TYPE_CHECKING:
     import docker

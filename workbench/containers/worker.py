@@ -20,8 +20,8 @@ import os
 import sys
 from typing import Any
 
-from workbench.storage.manifest import ShardInfo
 from workbench.jobs import Job, ShardTask, job_from_spec
+from workbench.storage.manifest import ShardInfo
 
 
 def shard_task(root: str, shard: str | dict[str, Any]) -> ShardTask:

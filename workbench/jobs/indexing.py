@@ -19,8 +19,8 @@ class IndexJob(Job):
     executor: ClassVar[Literal["threads", "processes"]] = "processes"
 
     def run(self, task: ShardTask) -> ShardOutput:
-        from workbench.chem.shards import tsv_lines
         from workbench.chem.indexing import build_shard_index
+        from workbench.chem.shards import tsv_lines
 
         invalid = build_shard_index(task.path, task.index_path, task.shard)
         return ShardOutput(tsv_lines([c for c, _ in invalid], [s for _, s in invalid]), len(invalid))

@@ -48,7 +48,7 @@ class SimilarityJob(Job):
         from workbench.chem.shards import indexed_shard, tsv_lines
 
         query = words(morgan_fp(similarity_query(self.smiles)))[0]
-        shard = indexed_shard(task)
+        shard = indexed_shard(task.index_path, task.shard)
         if shard is not None:
             columns, counts, valid = shard.morgan()
             sims = tanimoto(columns, counts, query)
@@ -86,8 +86,9 @@ def _text_fingerprints(path: str) -> tuple[list[int], list[str], "np.ndarray", "
     """Parse a shard's SMILES: CIDs, SMILES, Morgan words (zero where unparsable), valid mask."""
     import numpy as np
 
-    from workbench.chem.fingerprints import FP_BYTES, morgan_fp, words
+    from workbench.chem.fingerprints import morgan_fp, words
     from workbench.chem.molecules import parse_smiles, quiet_rdkit, read_shard_records
+    from workbench.storage.index import FP_BYTES
 
     quiet_rdkit()
     cids: list[int] = []

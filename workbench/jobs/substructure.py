@@ -45,7 +45,7 @@ class SubstructureJob(Job):
         from workbench.chem.shards import indexed_shard, tsv_lines
 
         query = substructure_query(self.query, self.smiles)
-        shard = indexed_shard(task)
+        shard = indexed_shard(task.index_path, task.shard)
         cids, smiles = _match_index(shard, query, self.limit) if shard else _match_text(task.path, query, self.limit)
         if self.count_only:
             return ShardOutput(b"", len(cids))

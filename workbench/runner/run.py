@@ -43,7 +43,7 @@ class Run:
                 continue
             if job.final_step:
                 held.append(result.payload)
-            elif result.payload:
+            else:  # one (possibly empty) payload per shard
                 self.count += result.payload.count(b"\n")
                 yield result.payload
         if job.count_only:
@@ -51,8 +51,7 @@ class Run:
         elif job.final_step:
             final = job.finish_payloads(held)
             self.count = final.count(b"\n")
-            if final:
-                yield final
+            yield final
 
     def batches(self) -> Iterator["pa.RecordBatch"]:
         """``payloads()`` as Arrow record batches of the job's schema."""

@@ -19,13 +19,11 @@ same parameters plus, per shard, ``sha256``, ``records`` and ``invalid``.
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.storage.manifest import Manifest, ShardInfo
 from workbench.errors import IndexError_
+from workbench.storage.manifest import Manifest, ShardInfo
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from workbench.errors import IngestError, WorkbenchError
 from workbench.storage.formats import FORMATS, Chunk, read_cid_smiles, read_sdf, read_smi, sniff_format
 from workbench.storage.manifest import Manifest, ShardInfo, write_manifest
-from workbench.errors import IngestError, WorkbenchError
 from workbench.util.sizes import parse_bytes
 
 Source = str | os.PathLike[str] | BinaryIO

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.util.downloads import cache_dir, pip
 from workbench.errors import IngestError, WorkbenchError
+from workbench.util.downloads import cache_dir, pip
 
 PUBCHEM_URL = "https://ftp.ncbi.nlm.nih.gov/pubchem/Compound/Extras/CID-SMILES.gz"
 MOLSETS = "molsets==0.3.1"
