@@ -82,7 +82,9 @@ def source_digest() -> str:
 
 
 def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info
+    """Leave out bytecode caches and the recipes an installed wheel carries (``workbench/_data``)."""
+    skip = "__pycache__" in info.name or info.name.endswith(".pyc") or info.name.startswith("workbench/_data")
+    return None if skip else info
 
 
 def build_image(client: "docker.DockerClient", spec: ImageSpec, arch: str | None = None,
