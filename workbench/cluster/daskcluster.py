@@ -175,7 +175,9 @@ def _start_scheduler(cluster: Cluster, timeout: float) -> dict[str, Any]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", cluster.coordinator,
          "--port", str(cluster.scheduler_port), "--scheduler-file", str(info), "--no-dashboard"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        # a task whose worker dies comes back as KilledWorker at once: the run's retry policy decides
+        env={**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

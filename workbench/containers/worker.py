@@ -6,7 +6,8 @@ a plain path — and prints each shard's output (what ``Job.parse_output`` reads
 
 ``python -m workbench.containers.worker --frame TOKEN`` serves requests read one per line on stdin,
 ``{"job": SPEC, "shard": ENTRY}``, and after each shard's output writes the frame line
-``TOKEN STATUS NBYTES`` followed by NBYTES of error text — the framing of the shell loop of
+``TOKEN STATUS NBYTES`` followed by NBYTES of error text (status 75 for an error that may not repeat:
+an OS or memory error, see ``workbench.errors.transient``) — the framing of the shell loop of
 command images — so one long-lived container serves many shards of many jobs and keeps what
 jobs cache (decoded molecules) between them. Needs only the standard library and the job's
 own imports (no Dask, no CLI).
@@ -20,6 +21,7 @@ import os
 import sys
 from typing import Any
 
+from workbench.errors import transient
 from workbench.jobs import Job, ShardTask, job_from_spec
 from workbench.storage.manifest import ShardInfo
 
@@ -57,8 +59,8 @@ def serve(root: str, token: str) -> None:
             key = json.dumps(request["job"], sort_keys=True)
             job = jobs.get(key) or jobs.setdefault(key, job_from_spec(request["job"]))
             payload, status, error = shard_stdout(job, shard_task(root, request["shard"])), 0, b""
-        except Exception as exc:  # reported to the client, which names the shard
-            payload, status, error = b"", 2, f"{type(exc).__name__}: {exc}".encode()
+        except Exception as exc:  # reported to the client, which names the shard (and may retry it)
+            payload, status, error = b"", 75 if transient(exc) else 2, f"{type(exc).__name__}: {exc}".encode()
         out.write(payload + frame(token, status, error))
         out.flush()
 
