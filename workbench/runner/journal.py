@@ -131,7 +131,11 @@ class Journal:
                 os.fsync(fh.fileno())
             os.replace(tmp, part)
 
-        self._guard(write, part)
+        try:
+            self._guard(write, part)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         self._append({"shard": shard.name, "sha256": shard.sha256, "params": self.digest, "outcome": "done",
                       "attempts": result.attempts, "result_sha256": hashlib.sha256(result.payload).hexdigest(),
                       "hits": result.hits, "seconds": result.seconds, "started": result.started, "node": result.node,
