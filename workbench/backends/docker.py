@@ -138,14 +138,13 @@ class DockerBackend(Backend):
         down: set[str] = set()  # nodes whose engine stopped answering during this run
 
         def run_one(task: ShardTask, tries: Tries) -> ShardResult:
-            with clock_stopped():  # the shard timeout counts from when a container serves it
-                engine, pool, worker = _slot(pools[task.shard.name], tries, down)
-            tries.node = engine.node
             try:
+                with clock_stopped():  # the shard timeout counts from when a container serves it
+                    engine, pool, worker = _slot(pools[task.shard.name], tries, down)
                 output, name, seconds = pool.run(job, task, worker)
-            except Exception:
-                if engine.node not in down and not _answers(engine):
-                    down.add(engine.node)
+            except Exception:  # on the engine ``_slot`` last tried (``tries.node``)
+                if tries.node and tries.node not in down and not _answers(engines[tries.node]):
+                    down.add(tries.node)
                 raise
             return shard_result(task, output, seconds, name, engine.node)
 
@@ -189,6 +188,7 @@ def _slot(options: list[tuple[Engine, ContainerPool]], tries: Tries,
     choice = fresh or alive or options
     while True:
         for engine, pool in sorted(choice, key=lambda o: o[1].busy()):
+            tries.node = engine.node  # a failure to start a container there is that engine's
             worker = pool.acquire(block=False)
             if worker is not None:
                 return engine, pool, worker

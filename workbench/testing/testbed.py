@@ -165,8 +165,17 @@ def stop_node(cluster_file: str | os.PathLike[str], node: str) -> None:
 def start_engine_proxy(cluster_file: str | os.PathLike[str], node: str, *, port: int = 2375,
                        socket_path: str = "/var/run/docker.sock") -> str:
     """Give a node a Docker engine of its own address: this machine's engine, forwarded by a process
-    in the node's namespace (``workbench.testing.engine_proxy``), which ``stop_node`` kills. Returns its URL."""
+    in the node's namespace (``workbench.testing.engine_proxy``), which ``stop_node`` kills. Returns its URL
+    (at once when it is already forwarding)."""
+    import socket
+
     info = _read_state(testbed_dir(cluster_file))["nodes"][node]
+    url = f"tcp://{info['address']}:{port}"
+    try:
+        socket.create_connection((info["address"], port), timeout=2).close()
+        return url  # already forwarding
+    except OSError:
+        pass
     proc = subprocess.Popen(["ip", "netns", "exec", info["netns"], sys.executable, "-m", "workbench.testing.engine_proxy",
                              info["address"], str(port), socket_path],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -176,7 +185,7 @@ def start_engine_proxy(cluster_file: str | os.PathLike[str], node: str, *, port:
         proc.kill()
         raise ClusterError(f"the engine proxy of testbed node {node!r} did not start")
     proc.stdout.close()
-    return f"tcp://{info['address']}:{port}"
+    return url
 
 
 def check_can_build() -> None:
@@ -200,9 +209,11 @@ def _add_node(root: Path, state: dict[str, Any], name: str, host_veth: str, pref
     _sh("ip", "-n", ns, "link", "set", "lo", "up")
     ndir = root / "nodes" / name
     (ndir / "data").mkdir(parents=True, exist_ok=True)
-    (ndir / "sshd_config").write_text(SSHD_CONFIG.format(
-        address=info["address"], host_key=ndir / "ssh_host_ed25519_key", pidfile=ndir / "sshd.pid",
-        authorized_keys=root / "authorized_keys", user=_user()))
+    config = SSHD_CONFIG.format(address=info["address"], host_key=ndir / "ssh_host_ed25519_key",
+                                pidfile=ndir / "sshd.pid", authorized_keys=root / "authorized_keys", user=_user())
+    if os.environ.get("PYTHONPATH"):  # the nodes run the same workbench as the machine that built them
+        config += f"SetEnv PYTHONPATH={os.environ['PYTHONPATH']}\n"
+    (ndir / "sshd_config").write_text(config)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
 
 
