@@ -155,11 +155,18 @@ def broken(faults_dataset, tmp_path):
     return wb.open_dataset(copy), victim
 
 
-def test_keep_going_emits_the_other_shards_and_lists_the_failed_one(broken):
+def test_keep_going_emits_the_other_shards_and_lists_the_failed_one(broken, tmp_path):
     ds, victim = broken
     args = [*WB, "grep", "-F", "C(=O)N", "-d", str(ds.directory)]
-    proc = subprocess.run([*args, "--keep-going"], capture_output=True, timeout=120)
+    joblog = tmp_path / "joblog.tsv"
+    proc = subprocess.run([*args, "--keep-going", "--joblog", str(joblog)], capture_output=True, timeout=120)
     assert proc.returncode == 2
+    header, *rows = [line.split("\t") for line in joblog.read_text().splitlines()]
+    assert header == ["shard", "node", "worker", "start", "seconds", "attempts", "outcome", "hits", "error"]
+    assert sorted(r[0] for r in rows) == sorted(s.name for s in ds.manifest.shards)
+    [failed] = [r for r in rows if r[6] == "failed"]
+    assert failed[0] == victim.name and failed[5] == "1" and "No such file or directory" in failed[8]
+    assert {r[6] for r in rows if r is not failed} == {"done"} and all(float(r[3]) > 0 for r in rows if r is not failed)
     others = [ds.directory / s.path for s in ds.manifest.shards if s.name != victim.name]
     assert sorted(proc.stdout.splitlines()) == gnu_grep(others, "-F", "-e", "C(=O)N")
     assert proc.stderr.decode().splitlines() == [
