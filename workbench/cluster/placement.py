@@ -20,25 +20,35 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.cluster.identity import cluster_id
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.cluster.ssh import bounded, raise_first, run, session
 from workbench.errors import ClusterError
+from workbench.storage.integrity import sha256_file
 from workbench.storage.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 
-# Runs on the node: sha256 of each relative path under ROOT (null when absent), read from stdin.
+# Runs on the node: sha256 of each relative path under ROOT, read from stdin; null when absent,
+# "outside" when it resolves out of ROOT (a symbolic link), "unreadable" on another error.
 HASH_SCRIPT = r"""
 import hashlib, json, os, sys
 root = sys.argv[1]
+base = os.path.realpath(root)
 out = {}
 for rel in json.load(sys.stdin):
+    path = os.path.join(root, rel)
+    if os.path.commonpath([base, os.path.realpath(path)]) != base:
+        out[rel] = "outside"
+        continue
     try:
         h = hashlib.sha256()
-        with open(os.path.join(root, rel), "rb") as fh:
+        with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
         out[rel] = h.hexdigest()
     except FileNotFoundError:
         out[rel] = None
+    except OSError:
+        out[rel] = "unreadable"
 print(json.dumps(out))
 """
 
@@ -98,12 +108,13 @@ def place(dataset: str | Path, cluster_file: str | Path, mode: Literal["local", 
     else:
         raise ClusterError(f"--mode must be local or shared, not {mode!r}")
     previous = manifest.placement or {}
-    if mode == "local" and previous.get("cluster") == str(cluster.path):
+    ident = cluster_id(cluster)
+    if mode == "local" and previous.get("cluster_id") == ident:
         # a verified shared copy stays usable when every node holding a shard is down
         shared = previous["roots"] if previous.get("mode") == "shared" else previous.get("shared_roots")
         if shared:
             record["shared_roots"] = shared
-    manifest.placement = {"mode": mode, "cluster": str(cluster.path),
+    manifest.placement = {"mode": mode, "cluster": str(cluster.path), "cluster_id": ident,
                           "placed": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
     write_manifest(directory, manifest)
     return reports
@@ -114,7 +125,7 @@ def _files(directory: Path, shard: ShardInfo) -> list[PlacedFile]:
     files = [PlacedFile(shard.path, shard.sha256, shard.bytes)]
     index = directory / shard.index_path
     if index.exists():
-        files.append(PlacedFile(shard.index_path, _sha256(index), index.stat().st_size))
+        files.append(PlacedFile(shard.index_path, sha256_file(index), index.stat().st_size))
     return files
 
 
@@ -221,14 +232,6 @@ def _all_nodes(nodes: list[Node], fn: Any, cluster: Cluster) -> list[NodePlaceme
     if len(failures) > 1:
         raise ClusterError(f"placement failed on {len(failures)} nodes: " + "; ".join(failures))
     return raise_first(results)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def report_dicts(reports: list[NodePlacement]) -> list[dict[str, Any]]:

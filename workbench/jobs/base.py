@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from workbench.storage.integrity import check_task_files
 from workbench.storage.manifest import ShardInfo
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class Job(ABC):
 
 def run_shard(job: Job, task: ShardTask) -> ShardResult:
     """Execute ``job`` on ``task`` and time it; this is the function every backend ships."""
+    check_task_files(task.root, task.shard, node_name())  # a symlink out, or a changed copy, is refused
     start = time.perf_counter()
     out = job.run(task)
     return shard_result(task, out, time.perf_counter() - start, worker_name(), node_name())

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from workbench.backends.base import Backend
 from workbench.jobs.base import Job, ShardResult
 from workbench.runner.stats import RunStats, cpu_seconds
+from workbench.storage.integrity import check_sizes
 from workbench.storage.manifest import Manifest
 from workbench.storage.results import payload_to_batch
 
@@ -66,6 +67,7 @@ class Run:
         return pa.Table.from_batches(list(self.batches()), schema=self.job.schema())
 
     def __iter__(self) -> Iterator[ShardResult]:
+        check_sizes(self.root, self.manifest)  # cheap (one stat per shard): a changed shard never runs
         self.backend.prepare(self.job, self.manifest)
         start, cpu0 = time.perf_counter(), cpu_seconds()
         bar = _progress(self.stats) if self.progress else None

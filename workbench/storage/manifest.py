@@ -1,4 +1,7 @@
-"""The dataset manifest: ``DIR/manifest.json`` describing checksummed plain-text shards."""
+"""The dataset manifest: ``DIR/manifest.json`` describing checksummed plain-text shards.
+
+Loading it refuses any path leading out of the dataset (``workbench.storage.integrity``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import DatasetError
+from workbench.storage.integrity import check_paths
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "workbench-dataset"
@@ -79,8 +83,15 @@ class Manifest:
             )
         known = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in d.items() if k in known}
-        kw["shards"] = [ShardInfo.from_dict(s) for s in d["shards"]]
-        return cls(**kw)
+        try:
+            kw["shards"] = [ShardInfo.from_dict(s) for s in d["shards"]]
+            manifest = cls(**kw)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise DatasetError(f"manifest.json is malformed ({type(exc).__name__}: {exc})") from None
+        for key in ("index", "placement"):
+            if not isinstance(getattr(manifest, key), (dict, type(None))):
+                raise DatasetError(f"manifest.json is malformed (`{key}` must be an object)")
+        return manifest
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
@@ -94,7 +105,11 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
         raise DatasetError(f"{str(directory)!r} is not a dataset (no {MANIFEST_NAME}); create one with `workbench ingest`") from None
     except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
-    return Manifest.from_dict(data)
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path} is not a workbench dataset manifest")
+    manifest = Manifest.from_dict(data)
+    check_paths(Path(directory), manifest)  # a manifest names only files inside its dataset
+    return manifest
 
 
 def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> None:
