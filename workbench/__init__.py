@@ -20,12 +20,13 @@ _LAZY = {
     "ingest": "workbench.api",
     "fetch_dataset": "workbench.api",
     "build_index": "workbench.api",
+    "verify": "workbench.api",
     "WorkbenchError": "workbench.errors",
     "get_backend": "workbench.backends",
 }
 
 if TYPE_CHECKING:
-    from workbench.api import Dataset, build_index, fetch_dataset, ingest, open_dataset
+    from workbench.api import Dataset, build_index, fetch_dataset, ingest, open_dataset, verify
     from workbench.backends import get_backend
     from workbench.errors import WorkbenchError
 
@@ -39,4 +40,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["Dataset", "WorkbenchError", "__version__", "build_index", "fetch_dataset", "get_backend", "ingest",
-           "open_dataset"]
+           "open_dataset", "verify"]

@@ -144,7 +144,7 @@ def _place_local(directory: Path, manifest: Manifest, cluster: Cluster,
     async def one(node: Node) -> NodePlacement:
         return await _copy_to_node(cluster, node, directory, roots[node.name], wanted[node.name])
 
-    reports = _all_nodes(nodes, one, cluster)
+    reports = on_all_nodes(nodes, one, cluster)
     return reports, {"replicas": replicas, "dataset_id": ident, "roots": roots, "shards": assignment}
 
 
@@ -153,7 +153,7 @@ async def _copy_to_node(cluster: Cluster, node: Node, directory: Path, root: str
     start = time.perf_counter()
     report = NodePlacement(node.name, root, len(files))
     async with session(cluster, node) as conn:
-        have = await _remote_hashes(conn, node, root, [f.rel for f in files])
+        have = await remote_hashes(conn, node, root, [f.rel for f in files])
         missing = [f for f in files if have.get(f.rel) != f.sha256]
         if missing:
             async with conn.start_sftp_client() as sftp:
@@ -165,7 +165,7 @@ async def _copy_to_node(cluster: Cluster, node: Node, directory: Path, root: str
                     await sftp.posix_rename(target + ".part", target)
                     report.copied += 1
                     report.bytes_copied += f.size
-            after = await _remote_hashes(conn, node, root, [f.rel for f in missing])
+            after = await remote_hashes(conn, node, root, [f.rel for f in missing])
             bad = [f.rel for f in missing if after.get(f.rel) != f.sha256]
             if bad:
                 raise ClusterError(f"node {node.name!r}: checksum mismatch after copying {bad[0]} to {root}")
@@ -189,7 +189,7 @@ def _place_shared(directory: Path, manifest: Manifest, cluster: Cluster, timeout
         root = roots[node.name]
         async with session(cluster, node) as conn:
             await _wait_for(conn, node, f"{root}/manifest.json", timeout, interval)
-            have = await _remote_hashes(conn, node, root, [f.rel for f in files])
+            have = await remote_hashes(conn, node, root, [f.rel for f in files])
         for f in files:
             if have.get(f.rel) is None:
                 raise ClusterError(f"node {node.name!r}: {root}/{f.rel} is missing from the shared directory")
@@ -197,7 +197,7 @@ def _place_shared(directory: Path, manifest: Manifest, cluster: Cluster, timeout
                 raise ClusterError(f"node {node.name!r}: {root}/{f.rel} differs from the dataset (checksum mismatch)")
         return NodePlacement(node.name, root, len(files), verified=len(files), seconds=time.perf_counter() - start)
 
-    reports = _all_nodes(list(cluster.nodes), one, cluster)
+    reports = on_all_nodes(list(cluster.nodes), one, cluster)
     return reports, {"roots": roots, "shards": None}
 
 
@@ -212,14 +212,14 @@ async def _wait_for(conn: Any, node: Node, path: str, timeout: float, interval: 
             await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
 
 
-async def _remote_hashes(conn: Any, node: Node, root: str, rels: list[str]) -> dict[str, str | None]:
+async def remote_hashes(conn: Any, node: Node, root: str, rels: list[str]) -> dict[str, str | None]:
     out = await run(conn, node.name, [node.python, "-c", HASH_SCRIPT, root], input=json.dumps(rels))
     return json.loads(out)
 
 
-def _all_nodes(nodes: list[Node], fn: Any, cluster: Cluster) -> list[NodePlacement]:
+def on_all_nodes(nodes: list[Node], fn: Any, cluster: Cluster, what: str = "placement") -> list[Any]:
     """Run ``fn`` on every node with bounded fan-out; report every failing node in one error."""
-    async def guarded(node: Node) -> NodePlacement:
+    async def guarded(node: Node) -> Any:
         try:
             return await fn(node)
         except ClusterError:
@@ -230,7 +230,7 @@ def _all_nodes(nodes: list[Node], fn: Any, cluster: Cluster) -> list[NodePlaceme
     results = asyncio.run(bounded(nodes, guarded, cluster.concurrency))
     failures = [str(r) for r in results if isinstance(r, BaseException)]
     if len(failures) > 1:
-        raise ClusterError(f"placement failed on {len(failures)} nodes: " + "; ".join(failures))
+        raise ClusterError(f"{what} failed on {len(failures)} nodes: " + "; ".join(failures))
     return raise_first(results)
 
 
