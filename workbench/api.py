@@ -245,7 +245,7 @@ def verify(dataset: "Dataset | str | os.PathLike[str]", cluster: str | os.PathLi
 
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
     files, problems = verify_local(ds.directory, ds.manifest)
-    node_files, nodes = 0, []
+    node_files, nodes = 0, list[str]()
     if cluster is not None:
         from workbench.cluster.verify import verify_nodes
 

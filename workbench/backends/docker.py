@@ -40,7 +40,8 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, workers: int | None = None, docker_host: str | None = None, image: str | None = None,
-                 mode: str = "pool", memory: str | None = None, engines: list[Engine] | None = None):
+                 mode: str = "pool", memory: str | None = None, engines: list[Engine] | None = None,
+                 insecure_engine: bool = False):
         super().__init__(workers)
         if mode not in MODES:
             raise BackendError(f"unknown docker mode {mode!r} (choose from {', '.join(MODES)})")
@@ -51,7 +52,7 @@ class DockerBackend(Backend):
             self.engines = {e.node: e for e in engines}
             self.workers = sum(e.cores for e in engines)  # one thread per container
         else:
-            engine = open_engine(None, docker_host, self.workers)
+            engine = open_engine(None, docker_host, self.workers, insecure_engine)
             self.engines[engine.node] = engine
         # the first (with one engine, the only) engine: benchmarks and `bench images` use these
         first = next(iter(self.engines.values()))

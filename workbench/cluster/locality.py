@@ -51,10 +51,10 @@ def shard_holders(manifest: Manifest, cluster: Cluster, usable: set[str]) -> lis
 
 def locality_tasks(root: Path, manifest: Manifest, cluster_file: str) -> list[tuple[ShardTask, list[str] | None]]:
     """Shard tasks for the cluster's Dask workers, each restricted to workers of nodes holding the shard."""
-    from workbench.cluster.daskcluster import live_worker_names, scheduler_address, worker_names
+    from workbench.cluster.daskcluster import live_worker_names, worker_names
 
     cluster = load_cluster(cluster_file)
-    live = live_worker_names(scheduler_address(cluster_file))
+    live = live_worker_names(cluster_file)
     by_node = {node: [w for w in names if w in live] for node, names in worker_names(cluster_file).items()}
     usable = {node for node, names in by_node.items() if names}
     tasks: list[tuple[ShardTask, list[str] | None]] = []

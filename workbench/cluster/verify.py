@@ -7,6 +7,7 @@ out of the node's dataset directory (a symbolic link) is a ``Problem`` naming sh
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def node_copies(directory: Path, manifest: Manifest) -> dict[str, dict[str, list
     return copies
 
 
-def verify_nodes(directory: Path, manifest: Manifest, cluster_file: str | Path) -> tuple[int, list[str], list[Problem]]:
+def verify_nodes(directory: Path, manifest: Manifest, cluster_file: "str | os.PathLike[str]") -> tuple[int, list[str], list[Problem]]:
     """Hash every placed copy on its node; returns (files checked, nodes, problems)."""
     cluster = load_cluster(cluster_file)
     check_placed_here(manifest, cluster, directory)

@@ -38,10 +38,10 @@ class Engine:
     cores: int
 
 
-def open_engine(node: str | None, docker_host: str | None, cores: int | None) -> Engine:
+def open_engine(node: str | None, docker_host: str | None, cores: int | None, insecure: bool = False) -> Engine:
     """Connect to an engine; ``node`` and ``cores`` default to the engine's own name and CPU count."""
     url = engine_url(docker_host)
-    client = connect(docker_host)
+    client = connect(docker_host, insecure=insecure)
     try:
         info = client.info()
     except BaseException:
