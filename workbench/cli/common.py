@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import sys
 import typing
 from collections.abc import Callable
@@ -77,6 +78,9 @@ def run_and_emit(job: Any, dataset: Path, run_options: dict[str, Any], *, output
         if count:
             out.write(f"{run.count}\n".encode())
             out.flush()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted; stop the run, exit 0 as documented
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         if writer:
             writer.close()

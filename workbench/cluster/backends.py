@@ -25,9 +25,10 @@ class ClusterDaskBackend(DaskBackend):
 
     def __init__(self, cluster: str, workers: int | None = None, scheduler: str | None = None):
         from workbench.cluster.daskcluster import scheduler_address
+        from workbench.cluster.inventory import load_cluster
         from workbench.cluster.tls import client_security
 
-        self.cluster = str(cluster)
+        self.cluster = str(load_cluster(cluster).path)  # a missing or broken file says so first
         super().__init__(workers, scheduler=scheduler or scheduler_address(self.cluster),
                          security=client_security(self.cluster))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import gzip
 import hashlib
 import io
@@ -22,6 +23,9 @@ from workbench.util.sizes import parse_bytes
 
 Source = str | os.PathLike[str] | BinaryIO
 REJECTS_NAME = "rejects.tsv"
+
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
 def shard_limit(text: str | int) -> int:
@@ -165,6 +169,9 @@ def ingest(sources: Sequence[Source] | Source, dataset_dir: str | os.PathLike[st
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
+    except OSError as exc:  # writing failed (full disk, quota, read-only): a clean error, nothing left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IngestError(f"cannot write dataset {str(target)!r}: {exc.strerror or exc}; no dataset written") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -193,6 +200,8 @@ def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_fi
                 except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
                     raise IngestError(f"{name}: corrupt or truncated gzip data ({exc}); no dataset written") from None
                 except OSError as exc:
+                    if exc.errno in WRITE_ERRORS:
+                        raise  # the dataset could not be written: reported as such by `ingest`
                     raise IngestError(f"{name}: read error: {exc}; no dataset written") from None
     shards = writer.close()
     manifest = Manifest(sources=names, records=sum(s.records for s in shards), rejected=rejected,
