@@ -131,6 +131,7 @@ def test_cluster_down_stops_everything(dask_cluster):
     from workbench.backends import close_all
     from workbench.cluster.daskcluster import read_state, scheduler_address, state_path
     from workbench.cluster.processes import pid_alive
+    from workbench.cluster.tls import tls_dir
 
     close_all()  # this process's clients of the cluster
     state = read_state(dask_cluster)
@@ -141,6 +142,7 @@ def test_cluster_down_stops_everything(dask_cluster):
     assert not [p for p in pids if pid_alive(p)]
     assert not _processes_mentioning(state["scheduler"])
     assert not state_path(dask_cluster).exists()
+    assert not tls_dir(dask_cluster).exists()  # this run's keys and certificates went with it
     with pytest.raises(ClusterError, match="cluster is not up; run `workbench cluster up --cluster"):
         scheduler_address(str(dask_cluster))
 
