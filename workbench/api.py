@@ -73,12 +73,12 @@ class Dataset:
         return self.run(job, **run_options).table()
 
     def grep(self, pattern: str, *, fixed: bool = False, extended: bool = False, ignore_case: bool = False,
-             engine: str = "gnu", **run_options: Any) -> "pa.Table":
+             engine: str = "auto", **run_options: Any) -> "pa.Table":
         """Lines matching ``pattern`` (real grep per shard) as a table of ``cid``, ``smiles``."""
         return self.table(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
 
     def grep_batches(self, pattern: str, *, fixed: bool = False, extended: bool = False,
-                     ignore_case: bool = False, engine: str = "gnu", **run_options: Any) -> Iterator["pa.RecordBatch"]:
+                     ignore_case: bool = False, engine: str = "auto", **run_options: Any) -> Iterator["pa.RecordBatch"]:
         """Streaming form of ``grep``: one record batch per finished shard."""
         return self.batches(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
 

@@ -143,11 +143,11 @@ class DockerBackend(Backend):
             self.last_startup_s = max((t for pool in used.values() for t in pool.startup_s), default=0.0)
 
     def close(self) -> None:
-        """Remove every worker container, stop the threads, close the engine clients."""
+        """Stop every worker container (the engine deletes them: ``auto_remove``, so a command's exit
+        does not wait on removal), stop the threads, close the engine clients."""
         while self._pools:
             _, pool = self._pools.popitem()
-            pool.close()
-            wait_gone(pool.client, pool.pool_id)
+            pool.close(wait=False)
         self._threads.shutdown(wait=True, cancel_futures=True)
         for engine in self.engines.values():
             engine.client.close()

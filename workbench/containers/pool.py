@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from docker.utils import parse_bytes  # Docker's own reading of memory limits ("2g" = 2 GiB)
+
 from workbench.containers.engine import connect, engine_url
 from workbench.containers.imagemap import normalize_arch
 from workbench.containers.workers import MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, sandbox
 from workbench.errors import BackendError, JobError, QueryError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
-from workbench.util.sizes import parse_bytes
 
 if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
@@ -137,12 +138,13 @@ class ContainerPool:
             self._count -= 1
         worker.remove()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Remove every container (``wait=False``: kill them and let the engine delete them)."""
         with self._lock:
             self._closed = True
             workers, self._all = self._all, []
         for worker in workers:
-            worker.remove()
+            worker.remove() if wait else worker.stop()
 
 
 def shard_request(job: Job, task: ShardTask, python: bool) -> str:

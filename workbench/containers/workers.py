@@ -106,6 +106,17 @@ class WorkerContainer:
         self._scanned = 0
         return int(status), payload, error
 
+    def stop(self) -> None:
+        """Kill without waiting: the engine deletes the container (``auto_remove``) on its own time."""
+        try:
+            self.socket.close()
+        except OSError:
+            pass
+        try:
+            self.container.kill()
+        except docker.errors.APIError:  # already exited (409) or gone (404): nothing left to stop
+            pass
+
     def remove(self) -> None:
         """Kill and delete (idempotent; ``auto_remove`` may have done it)."""
         try:

@@ -46,6 +46,7 @@ class ShardWriter:
         self._path = f"shards/{self._name}.tsv"
         self._fh = open(self.directory / self._path, "wb")
         self._hash, self._bytes, self._records = hashlib.sha256(), 0, 0
+        self._ascii = True
         self._first: bytes | None = None
         self._last = b""
 
@@ -53,7 +54,7 @@ class ShardWriter:
         assert self._fh is not None
         self._fh.close()
         self.shards.append(ShardInfo(self._name, self._path, self._records, self._bytes, self._hash.hexdigest(),
-                                     int(self._first or 0), int(self._last)))
+                                     int(self._first or 0), int(self._last), self._ascii))
         self._fh = None
 
     def write(self, data: bytes, records: int) -> None:
@@ -76,6 +77,7 @@ class ShardWriter:
                 records -= count
             self._fh.write(piece)  # type: ignore[union-attr]
             self._hash.update(piece)
+            self._ascii = self._ascii and piece.isascii()
             self._bytes += len(piece)
             self._records += count
             if self._first is None:

@@ -26,6 +26,8 @@ class ShardInfo:
     sha256: str
     first_cid: int | None = None
     last_cid: int | None = None
+    #: Every byte is ASCII (grep engines then agree byte for byte); None: not recorded (older datasets).
+    ascii: bool | None = None
 
     @property
     def index_path(self) -> str:
