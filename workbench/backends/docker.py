@@ -118,7 +118,8 @@ class DockerBackend(Backend):
             if pool is None:
                 pool = self._pools[key] = ContainerPool(engine.client, tag, sandbox_root=node_root, memory=memory,
                                                         python=python, one_shot=self.mode == "per-shard",
-                                                        limit=engine.cores)
+                                                        limit=engine.cores,
+                                                        local_outputs=engine.url.startswith("unix://"))
             pool_of[shard] = used[key] = pool
         for pool in used.values():
             pool.startup_s.clear()

@@ -7,8 +7,9 @@ a plain path — and prints each shard's output (what ``Job.parse_output`` reads
 ``python -m workbench.containers.worker --frame TOKEN`` serves requests read one per line on stdin,
 ``{"job": SPEC, "shard": ENTRY}``, and after each shard's output writes the frame line
 ``TOKEN STATUS NBYTES`` followed by NBYTES of error text — the framing of the shell loop of
-command images — so one long-lived container serves many shards of many jobs and keeps what
-jobs cache (decoded molecules) between them. Needs only the standard library and the job's
+command images (with ``WB_OUT`` set, each shard's output goes to that file instead of stdout) —
+so one long-lived container serves many shards of many jobs and keeps what jobs cache (decoded
+molecules) between them. Needs only the standard library and the job's
 own imports (no Dask, no CLI).
 """
 
@@ -49,6 +50,7 @@ def serve(root: str, token: str) -> None:
     """Run each request read on stdin; frame every result on stdout."""
     jobs: dict[str, Job] = {}
     out = sys.stdout.buffer
+    out_file = os.environ.get("WB_OUT")
     for line in sys.stdin.buffer:
         if not line.strip():
             continue
@@ -59,6 +61,10 @@ def serve(root: str, token: str) -> None:
             payload, status, error = shard_stdout(job, shard_task(root, request["shard"])), 0, b""
         except Exception as exc:  # reported to the client, which names the shard
             payload, status, error = b"", 2, f"{type(exc).__name__}: {exc}".encode()
+        if out_file:  # an engine on this host: the output goes to a file the client reads
+            with open(out_file, "wb") as fh:
+                fh.write(payload)
+            payload = b""
         out.write(payload + frame(token, status, error))
         out.flush()
 

@@ -19,13 +19,15 @@ import docker
 from workbench.errors import BackendError, JobError
 
 MOUNT = "/data"
+OUT_MOUNT = "/out"  # where containers of an engine on this host write shard output (see ContainerPool)
 RUN_LABEL = "workbench.run"
 
-#: Runs each shell-quoted argv read on stdin (``shlex.join``; quoting makes ``eval`` safe).
+#: Runs each shell-quoted argv read on stdin (``shlex.join``; quoting makes ``eval`` safe). With
+#: ``WB_OUT`` set (an engine on this host), a shard's output goes to that file, not the attach stream.
 SHELL_LOOP = r"""
 while IFS= read -r argv; do
   eval "set -- $argv"
-  "$@" 2>/tmp/wb.err
+  if [ -n "$WB_OUT" ]; then "$@" >"$WB_OUT" 2>/tmp/wb.err; else "$@" 2>/tmp/wb.err; fi
   rc=$?
   printf '%s %s %s\n' "$WB_FRAME" "$rc" "$(wc -c </tmp/wb.err)"
   cat /tmp/wb.err
