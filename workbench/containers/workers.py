@@ -110,10 +110,7 @@ class WorkerContainer:
 
     def stop(self) -> None:
         """Kill without waiting: the engine deletes the container (``auto_remove``) on its own time."""
-        try:
-            self.socket.close()
-        except OSError:
-            pass
+        self._detach()
         try:
             self.container.kill()
         except docker.errors.APIError:  # already exited (409) or gone (404): nothing left to stop
@@ -121,10 +118,7 @@ class WorkerContainer:
 
     def remove(self) -> None:
         """Kill and delete (idempotent; ``auto_remove`` may have done it)."""
-        try:
-            self.socket.close()
-        except OSError:
-            pass
+        self._detach()
         try:
             self.container.remove(force=True)
         except docker.errors.NotFound:
@@ -132,6 +126,12 @@ class WorkerContainer:
         except docker.errors.APIError as exc:
             if "already in progress" not in str(exc):
                 raise
+
+    def _detach(self) -> None:
+        try:
+            self.socket.close()
+        except OSError:
+            pass
 
 
 def _frames(sock: Any) -> Any:
