@@ -80,7 +80,7 @@ class Run:
         warnings.warn(text, WorkbenchNote, stacklevel=2)
 
     def __iter__(self) -> Iterator[ShardResult]:
-        for text in self.backend.prepare(self.job, self.manifest):
+        for text in self.backend.prepare(self.job, self.manifest) or []:  # a job without notes may return None
             self.note(text)
         start, cpu0 = time.perf_counter(), cpu_seconds()
         bar = _progress(self.stats) if self.progress else None
