@@ -131,7 +131,7 @@ def _similarity_job(smiles: str, threshold: float, top: int | None) -> Job:
 def index_state(dataset: Dataset) -> str:
     """'none', 'complete' or 'partial (k/n shards)' for the chemistry index."""
     shards = dataset.manifest.shards
-    built = sum((dataset.directory / s.index_path).exists() for s in shards)
+    built = sum(bool(s.index_sha256) and (dataset.directory / s.index_path).exists() for s in shards)
     if not dataset.manifest.index or built == 0:
         return "none"
     return "complete" if built == len(shards) else f"partial ({built}/{len(shards)} shards)"
@@ -192,7 +192,7 @@ def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "loca
         try:
             for result in run:
                 shard = manifest.shard(result.shard)
-                built[shard.name] = {"sha256": shard.sha256, "records": shard.records, "invalid": result.hits}
+                built[shard.name] = index_files.built_entry(root, shard, result.hits)
         finally:  # keep what finished, even when interrupted
             if built or reset:
                 index_files.record_built(manifest, built, reset)

@@ -67,12 +67,12 @@ class DockerBackend(Backend):
         where = ",".join(self.engines) if len(self.engines) > 1 else self.url
         return f"docker:{self.workers}@{where}"
 
-    def prepare(self, job: Job, manifest: "Manifest") -> None:
+    def prepare(self, job: Job, manifest: "Manifest") -> list[str]:
         """The job's checks, except that its tool need not be on this host: the image brings it."""
         try:
-            job.prepare(manifest)
+            return job.prepare(manifest)
         except EngineNotFound:
-            pass
+            return []
 
     def where(self, engine: Engine) -> tuple[str, str]:
         """How errors name an engine, and the build command that fixes a missing image there."""

@@ -110,7 +110,10 @@ class ContainerPool:
         if status not in OK_STATUS:
             message = error.decode("utf-8", "replace").strip().splitlines()
             raise JobError(f"{self.image} exited {status}: {message[0] if message else '(no message)'}")
-        return job.parse_output(stdout), worker.name, time.perf_counter() - start
+        output = job.parse_output(stdout)
+        if self.python:  # the Python worker frames the shard's notes where errors go
+            output.notes = error.decode("utf-8", "replace").splitlines()
+        return output, worker.name, time.perf_counter() - start
 
     def _take(self) -> WorkerContainer:
         """A free container, else a new one while under ``limit``, else wait for one to be freed."""

@@ -43,6 +43,8 @@ class GrepJob(Job):
     executor: ClassVar[str] = "threads"  # type: ignore[misc]
 
     def __post_init__(self) -> None:
+        if "\0" in self.pattern:  # no program argument can hold one
+            raise QueryError(f"invalid pattern {self.pattern!r}: it contains a NUL byte")
         if self.engine not in CHOICES:
             raise QueryError(f"unknown grep engine {self.engine!r} (choose from {', '.join(CHOICES)})")
         if self.fixed and self.extended:
@@ -75,7 +77,7 @@ class GrepJob(Job):
             flags.append("-c")
         return [*ENGINES[engine], *flags, "-e", self.pattern, "--", path]
 
-    def prepare(self, manifest: "Manifest") -> None:
+    def prepare(self, manifest: "Manifest") -> list[str]:
         tool = ENGINES[self.engine_for(None)][0]
         if shutil.which(tool) is None:
             hint = {"rg": "apt-get install ripgrep", "busybox": "apt-get install busybox-static"}.get(tool, "")
@@ -84,6 +86,7 @@ class GrepJob(Job):
         probe = run_command(self.argv("/dev/null"))
         if probe.returncode not in (0, 1):
             raise QueryError(f"invalid pattern {self.pattern!r}: {_first_line(probe.stderr)}")
+        return []
 
     def command(self, task: ShardTask) -> list[str]:
         return self.argv(task.path, task.shard)
