@@ -71,7 +71,7 @@ CASES = [
     # grep: patterns, options, backends
     (["grep", "C(", "-E", "-d", "DS"], "invalid pattern 'C(': grep: Unmatched ( or \\("),
     (["grep", "[", "-d", "DS"], "invalid pattern '[': grep: Invalid regular expression"),
-    (["grep", "C", "-d", "DS", "--engine", "nope"], "unknown grep engine 'nope' (choose from gnu, ripgrep, busybox)"),
+    (["grep", "C", "-d", "DS", "--engine", "nope"], "unknown grep engine 'nope' (choose from auto, gnu, ripgrep, busybox)"),
     (["grep", "C", "-d", "DS", "--workers", "0"], "Invalid value for '--workers' / '-w': 0 is not in the range x>=1."),
     (["grep", "C", "-d", "DS", "--workers", "many"], "Invalid value for '--workers' / '-w': 'many' is not a valid integer range."),
     (["grep", "C", "-d", "DS", "--backend", "nope"], "unknown backend 'nope' (known: local, dask, docker)"),
@@ -132,7 +132,8 @@ CASES = [
     (["ingest", "cut.smi.gz", "-d", "new"], None),  # truncated gzip: checked by prefix below
     # run
     (["run", "-d", "DS"], "give either a command (after --) or --job FILE"),
-    (["run", "-d", "DS", "--job", "absent.toml"], "job definition 'absent.toml' does not exist"),
+    (["run", "-d", "DS", "--job", "absent.toml"],
+     "job definition 'absent.toml' does not exist (shipped: count-records, element-census, long-smiles)"),
     (["run", "-d", "DS", "--reduce", "nope", "--", "wc", "-l", "{shard}"],
      "unknown reduce 'nope' (choose from cat, sort, sum, sum-by-key)"),
     (["run", "-d", "DS", "--", "/nonexistent/tool", "{shard}"], "command '/nonexistent/tool' is not installed"),

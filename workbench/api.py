@@ -73,12 +73,12 @@ class Dataset:
         return self.run(job, **run_options).table()
 
     def grep(self, pattern: str, *, fixed: bool = False, extended: bool = False, ignore_case: bool = False,
-             engine: str = "gnu", **run_options: Any) -> "pa.Table":
+             engine: str = "auto", **run_options: Any) -> "pa.Table":
         """Lines matching ``pattern`` (real grep per shard) as a table of ``cid``, ``smiles``."""
         return self.table(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
 
     def grep_batches(self, pattern: str, *, fixed: bool = False, extended: bool = False,
-                     ignore_case: bool = False, engine: str = "gnu", **run_options: Any) -> Iterator["pa.RecordBatch"]:
+                     ignore_case: bool = False, engine: str = "auto", **run_options: Any) -> Iterator["pa.RecordBatch"]:
         """Streaming form of ``grep``: one record batch per finished shard."""
         return self.batches(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
 
@@ -135,7 +135,7 @@ def _similarity_job(smiles: str, threshold: float, top: int | None) -> Job:
 def index_state(dataset: Dataset) -> str:
     """'none', 'complete' or 'partial (k/n shards)' for the chemistry index."""
     shards = dataset.manifest.shards
-    built = sum((dataset.directory / s.index_path).exists() for s in shards)
+    built = sum(bool(s.index_sha256) and (dataset.directory / s.index_path).exists() for s in shards)
     if not dataset.manifest.index or built == 0:
         return "none"
     return "complete" if built == len(shards) else f"partial ({built}/{len(shards)} shards)"
@@ -184,7 +184,6 @@ def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "loca
                 progress: bool = False, **backend_options: Any) -> IndexReport:
     """Build or refresh the index of ``dataset``: one task per stale shard, manifest updated."""
     from workbench.jobs.indexing import IndexJob
-    from workbench.storage.integrity import INDEX_DIGEST_KEY, sha256_file
 
     root, manifest = dataset.directory, dataset.manifest
     todo = index_files.stale_shards(root, manifest, force)
@@ -197,9 +196,7 @@ def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "loca
         try:
             for result in run:
                 shard = manifest.shard(result.shard)
-                built[shard.name] = {"sha256": shard.sha256, "records": shard.records, "invalid": result.hits}
-                if (root / shard.index_path).exists():  # its digest, for `workbench verify`
-                    built[shard.name][INDEX_DIGEST_KEY] = sha256_file(root / shard.index_path)
+                built[shard.name] = index_files.built_entry(root, shard, result.hits)
         finally:  # keep what finished, even when interrupted
             if built or reset:
                 index_files.record_built(manifest, built, reset)

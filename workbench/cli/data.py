@@ -39,6 +39,10 @@ def ingest(
 
     ds = run_ingest(sources, dataset, shard_size=shard_size, format=fmt, force=force, smiles_field=smiles_field)
     print(f"ingested {_summary(ds)} into {ds.directory}", file=sys.stderr)
+    kept = ds.info()["index"]
+    if kept != "none":
+        print(f"chemistry index kept for unchanged shards: {kept}"
+              + ("" if kept == "complete" else "; `workbench index` builds the rest"), file=sys.stderr)
 
 
 @app.command()

@@ -14,11 +14,11 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from workbench.errors import IngestError, WorkbenchError
+from workbench.errors import DatasetError, IngestError, WorkbenchError
 from workbench.storage.formats import FORMATS, Chunk, read_cid_smiles, read_sdf, read_smi, sniff_format
-from workbench.storage.manifest import Manifest, ShardInfo, write_manifest
+from workbench.storage.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 from workbench.util.sizes import parse_bytes
 
 Source = str | os.PathLike[str] | BinaryIO
@@ -50,6 +50,7 @@ class ShardWriter:
         self._path = f"shards/{self._name}.tsv"
         self._fh = open(self.directory / self._path, "wb")
         self._hash, self._bytes, self._records = hashlib.sha256(), 0, 0
+        self._ascii = True
         self._first: bytes | None = None
         self._last = b""
 
@@ -57,7 +58,7 @@ class ShardWriter:
         assert self._fh is not None
         self._fh.close()
         self.shards.append(ShardInfo(self._name, self._path, self._records, self._bytes, self._hash.hexdigest(),
-                                     int(self._first or 0), int(self._last)))
+                                     int(self._first or 0), int(self._last), self._ascii))
         self._fh = None
 
     def write(self, data: bytes, records: int) -> None:
@@ -80,6 +81,7 @@ class ShardWriter:
                 records -= count
             self._fh.write(piece)  # type: ignore[union-attr]
             self._hash.update(piece)
+            self._ascii = self._ascii and piece.isascii()
             self._bytes += len(piece)
             self._records += count
             if self._first is None:
@@ -163,6 +165,7 @@ def ingest(sources: Sequence[Source] | Source, dataset_dir: str | os.PathLike[st
     try:
         manifest = _build(sources, tmp, limit, format, smiles_field)
         if target.exists():
+            keep_index_files(target, tmp, manifest)
             old = target.parent / f".{target.name}.old-{os.getpid()}"
             os.rename(target, old)
             os.rename(tmp, target)
@@ -177,6 +180,37 @@ def ingest(sources: Sequence[Source] | Source, dataset_dir: str | os.PathLike[st
         raise
     del manifest
     return target
+
+
+def keep_index_files(old: Path, new: Path, manifest: Manifest) -> int:
+    """Re-ingest (``--force``): carry over the chemistry index files of ``old`` whose shard bytes
+    (sha256) are unchanged and whose file is intact, so ``workbench index`` builds only the rest.
+    Returns how many shards keep their index; updates ``manifest`` on disk."""
+    from workbench.storage.index import index_file_problem, invalid_records, write_invalid_list
+
+    try:
+        previous = read_manifest(old)
+    except DatasetError:
+        return 0
+    by_sha = {s.sha256: s for s in previous.shards if s.index_sha256}
+    kept: dict[str, dict[str, Any]] = {}
+    for shard in manifest.shards:
+        was = by_sha.get(shard.sha256)
+        if was is None or index_file_problem(str(old / was.index_path), was) is not None:
+            continue
+        target = new / shard.index_path
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.link(old / was.index_path, target)
+        except OSError:
+            shutil.copyfile(old / was.index_path, target)
+        kept[shard.name] = dict(previous.index["shards"][was.name])  # type: ignore[index]
+    if kept:
+        manifest.index = {**{k: v for k, v in previous.index.items() if k != "shards"}, "shards": kept}  # type: ignore[union-attr]
+        manifest.attach_index_files()
+        write_manifest(new, manifest)
+        write_invalid_list(new, invalid_records(new, manifest))
+    return len(kept)
 
 
 def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_field: str | None) -> Manifest:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,254}$")
 #: The key under ``manifest.index["shards"][NAME]`` holding the sha256 of that shard's index file.
 INDEX_DIGEST_KEY = "file_sha256"
-BLOCK = 1 << 20
 
 
 # -- containment ---------------------------------------------------------------------------
@@ -115,12 +114,9 @@ def _advice(root: Path) -> str:
 
 # -- digests (`workbench verify`) ----------------------------------------------------------
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
+    """The sha256 of a file (hashlib reads it in blocks, releasing the GIL)."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
