@@ -50,13 +50,14 @@ def replicated(testbed, faults_dataset, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def shared(testbed, faults_dataset):  # noqa: F811
-    """The faults dataset in the testbed's shared directory (every node holds every shard)."""
+def shared(testbed, engines_file, faults_dataset):  # noqa: F811
+    """The faults dataset in the testbed's shared directory (every node holds every shard), placed for
+    the cluster file naming the nodes' engines."""
     from workbench.testing.testbed import testbed_dir
 
     target = testbed_dir(testbed) / "shared" / "faults"
     shutil.copytree(faults_dataset.directory, target)
-    place(target, testbed, "shared")
+    place(target, engines_file, "shared")
     yield wb.open_dataset(target)
     shutil.rmtree(target)
 
@@ -73,7 +74,8 @@ def dask_cluster(testbed, replicated):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def engines_file(testbed, nodes, tmp_path_factory):  # noqa: F811
-    """The cluster file with every node's `docker` engine on the node's own address."""
+    """The cluster file with every node's `docker` engine on the node's own address (plain tcp://, on
+    the testbed's private network: runs pass ``insecure_engine``)."""
     from workbench.testing.testbed import start_engine_proxy
 
     urls = {n: start_engine_proxy(testbed, n) for n in nodes}
@@ -132,7 +134,8 @@ def test_a_lost_node_dask_cluster(replicated, dask_cluster, nodes):
 @pytest.mark.docker
 def test_a_lost_node_engine_docker_cluster(shared, testbed, engines_file, nodes, worker_images,  # noqa: F811
                                            docker_client, existing_containers):  # noqa: F811
-    lost_node_trials("docker-cluster", testbed, shared, nodes, {"backend": "docker", "cluster": str(engines_file)})
+    lost_node_trials("docker-cluster", testbed, shared, nodes,
+                     {"backend": "docker", "cluster": str(engines_file), "insecure_engine": True})
     close_all()
     assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
 
@@ -142,7 +145,7 @@ def test_killed_containers_docker_cluster(shared, engines_file, nodes, worker_im
                                           existing_containers):  # noqa: F811
     job = GrepJob(SLOW_PATTERN)
     expected = gnu_grep(shard_files(shared.directory), "-e", SLOW_PATTERN)
-    options = {"backend": "docker", "cluster": str(engines_file)}
+    options = {"backend": "docker", "cluster": str(engines_file), "insecure_engine": True}
     for trial, rng in trial_rngs("docker-cluster-containers", NODE_TRIALS):
         with Killer(rng, lambda: our_containers(docker_client, existing_containers), lambda c: c.kill(),
                     window=(0.05, 1.0)):

@@ -44,17 +44,17 @@ def test_killed_dask_workers_and_their_greps_are_retried(faults_dataset, schedul
                 results = list(run)
             assert sorted_lines(results) == expected, f"trial {trial}"
             check_once(results, ds)
-            assert run.stats.retries <= 2 * len(killer.killed)
+            assert run.stats.retries == 0 or killer.killed  # no retry without a fault
             retries += run.stats.retries
     assert retries >= TRIALS // 2
 
 
 def test_shard_timeout_on_dask_workers_names_the_worker(faults_dataset, scheduler):
-    run = faults_dataset.run(GrepJob(SLOW_PATTERN), backend="dask", scheduler=scheduler, shard_timeout=0.01,
+    run = faults_dataset.run(GrepJob(SLOW_PATTERN), backend="dask", scheduler=scheduler, shard_timeout=0.001,
                              retries=1, keep_going=True)
     assert list(run) == []
     assert len(run.failed) == len(faults_dataset.manifest.shards)
     for failure in run.failed:
-        assert failure.error == "timed out after 0.01 s (killed) (after 2 attempts)"
+        assert failure.error == "timed out after 0.001 s (killed) (after 2 attempts)"
         assert failure.node == "dask-test-node" and failure.worker
     assert not descendants(named("grep"))

@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 import workbench as wb
-from tests.faults.conftest import SLOW_PATTERN, anywhere, trial_rngs, wait_until
+from tests.faults.conftest import SLOW_PATTERN, trial_rngs, wait_until
 from workbench.storage.manifest import write_manifest
 
 pytestmark = pytest.mark.faults
@@ -43,23 +44,34 @@ def finished(output: Path) -> int:
 
 
 def killed_midway(args: list[str], output: Path, target: int) -> int:
-    """Start the CLI, SIGKILL it once ``target`` shards are journaled; the shards it finished."""
+    """Start the CLI, SIGKILL it once ``target`` shards are journaled; the shards it finished. What the
+    CLI had started (grep processes, pool worker processes) must end by itself soon after."""
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert wait_until(lambda: finished(output) >= target or proc.poll() is not None, timeout=120)
         assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()!r}"
+        started = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         proc.kill()
     assert not output.exists()  # never a partial FILE
+    assert wait_until(lambda: not [p for p in started if _running(p)], timeout=60), "the killed run left processes"
     return finished(output)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 COMMANDS = {
     "grep-tsv": (".tsv", ["grep", SLOW_PATTERN]),
     "grep-parquet": (".parquet", ["grep", SLOW_PATTERN]),
     "sorted-reduce": (".tsv", ["run", "--reduce", "sort", "--", "grep", "-e", SLOW_PATTERN, "{shard}"]),
+    "substructure-processes": (".jsonl", ["substructure", "c1ccccc1N"]),  # the local process pool
 }
 
 
@@ -72,8 +84,6 @@ def test_resume_after_sigkill_writes_the_uninterrupted_file(faults_dataset, tmp_
     output, stats = tmp_path / f"hits{suffix}", tmp_path / "stats.json"
     for trial, rng in trial_rngs(f"resume-{name}", RESUME_TRIALS):
         done = killed_midway(cli(ds, output, command), output, rng.randint(1, shards - 3))
-        # the killed CLI's grep processes finish their shard (or die writing to its closed pipe)
-        assert wait_until(lambda: not anywhere("grep", str(ds.directory)), timeout=60)
         proc = subprocess.run(cli(ds, output, command, "--resume", "--stats-json", str(stats)),
                               capture_output=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
@@ -104,27 +114,29 @@ def test_resume_with_other_parameters_is_refused(faults_dataset, tmp_path):
 
 
 def test_resume_reruns_failed_and_changed_shards_only(faults_dataset, tmp_path):
-    """A keep-going run leaves its journal; after the missing shard is back and another shard changed
-    (new sha256), --resume runs exactly those two and writes what a fresh run on the new data writes."""
-    copy = tmp_path / "ds"
+    """A keep-going run leaves its journal; once the failing shard works and another shard changed (new
+    sha256), --resume runs exactly those two and writes what a fresh run on the new data writes."""
+    from tests.faults.test_local import failing_grep
+
+    copy, marks = tmp_path / "ds", tmp_path / "marks"
     shutil.copytree(faults_dataset.directory, copy)
+    marks.mkdir()
     ds = wb.open_dataset(copy)
-    missing, changed = ds.manifest.shards[1], ds.manifest.shards[4]
-    saved = (copy / missing.path).read_bytes()
-    (copy / missing.path).unlink()
+    failing, changed = ds.manifest.shards[1], ds.manifest.shards[4]
+    (marks / Path(failing.path).name).touch()
     output, stats = tmp_path / "hits.tsv", tmp_path / "stats.json"
-    command = ["grep", "-F", "C(=O)N"]
-    proc = subprocess.run([*cli(ds, output, command, "--keep-going")], capture_output=True, text=True)
-    assert proc.returncode == 2 and missing.name in proc.stderr and "re-run with --resume" in proc.stderr
+    command = ["run", "--", *failing_grep(marks)]
+    proc = subprocess.run(cli(ds, output, command, "--keep-going"), capture_output=True, text=True)
+    assert proc.returncode == 2 and failing.name in proc.stderr and "re-run with --resume" in proc.stderr
     assert not output.exists()
-    (copy / missing.path).write_bytes(saved)
+    (marks / Path(failing.path).name).unlink()
     _append_line(copy, ds, changed.name, "999999\tCC(=O)NC\n")
     proc = subprocess.run(cli(wb.open_dataset(copy), output, command, "--resume", "--stats-json", str(stats)),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(stats.read_text())
     assert (report["shards_reused"], report["shards_run"]) == (len(ds.manifest.shards) - 2, 2)
-    assert {s["shard"] for s in report["shards"] if not s.get("reused")} == {missing.name, changed.name}
+    assert {s["shard"] for s in report["shards"] if not s.get("reused")} == {failing.name, changed.name}
     reference = tmp_path / "reference.tsv"
     subprocess.run(cli(wb.open_dataset(copy), reference, command), capture_output=True, check=True)
     assert output.read_bytes() == reference.read_bytes() and b"999999\tCC(=O)NC\n" in output.read_bytes()

@@ -145,6 +145,7 @@ def lost_worker(exc: BaseException) -> Failed | None:
     if type(exc).__name__ != "KilledWorker":
         return None
     last = getattr(exc, "last_worker", None)
-    name = str(getattr(last, "name", "") or getattr(last, "address", "") or "")
+    name = getattr(last, "name", None)  # (a local cluster's worker names are 0, 1, …)
+    name = str(name if name is not None else getattr(last, "address", "") or "")
     return Failed(TransientError(f"worker {name or '?'} was lost while running it (killed, out of memory, "
                                  f"or its node went down)"), worker=name)

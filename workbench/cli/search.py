@@ -20,7 +20,8 @@ def grep(
     extended: Annotated[bool, typer.Option("--extended-regexp", "-E", help="PATTERN is an extended regex.")] = False,
     ignore_case: Annotated[bool, typer.Option("--ignore-case", "-i")] = False,
     count: CountOpt = False,
-    engine: Annotated[str, typer.Option("--engine", help="gnu, ripgrep or busybox.")] = "gnu",
+    engine: Annotated[str, typer.Option(
+        "--engine", help="auto (GNU grep; ripgrep for -F on ASCII shards), gnu, ripgrep or busybox.")] = "auto",
 ) -> None:
     """Print the CID<TAB>SMILES lines matching PATTERN, shard by shard, with the real grep.
 

@@ -72,7 +72,7 @@ class ImageMap:
             raise WorkbenchError(f"unknown image {name!r} (known: {', '.join(self.images)})") from None
 
     def job_key(self, job: Any) -> str:
-        engine = getattr(job, "engine", None)
+        engine = getattr(job, "image_engine", None) or getattr(job, "engine", None)
         return f"{job.name}/{engine}" if engine else job.name
 
     def for_job(self, job: Any) -> ImageSpec:

@@ -19,13 +19,15 @@ import docker
 from workbench.errors import BackendError, TransientError
 
 MOUNT = "/data"
+OUT_MOUNT = "/out"  # where containers of an engine on this host write shard output (see ContainerPool)
 RUN_LABEL = "workbench.run"
 
-#: Runs each shell-quoted argv read on stdin (``shlex.join``; quoting makes ``eval`` safe).
+#: Runs each shell-quoted argv read on stdin (``shlex.join``; quoting makes ``eval`` safe). With
+#: ``WB_OUT`` set (an engine on this host), a shard's output goes to that file, not the attach stream.
 SHELL_LOOP = r"""
 while IFS= read -r argv; do
   eval "set -- $argv"
-  "$@" 2>/tmp/wb.err
+  if [ -n "$WB_OUT" ]; then "$@" >"$WB_OUT" 2>/tmp/wb.err; else "$@" 2>/tmp/wb.err; fi
   rc=$?
   printf '%s %s %s\n' "$WB_FRAME" "$rc" "$(wc -c </tmp/wb.err)"
   cat /tmp/wb.err
@@ -116,9 +118,31 @@ class WorkerContainer:
         self._scanned = 0
         return int(status), payload, error
 
+    def stop(self) -> None:
+        """Kill without waiting: the engine deletes the container (``auto_remove``) on its own time."""
+        self._detach()
+        try:
+            self.container.kill()
+        except docker.errors.APIError:  # already exited (409) or gone (404): nothing left to stop
+            pass
+        except OSError:  # the engine cannot be reached: its containers are gone or end with their stdin
+            pass
+
     def remove(self) -> None:
         """Kill and delete (idempotent; ``auto_remove`` may have done it; an engine that is gone
         has taken its containers with it, or they end when their stdin closes with this client)."""
+        self._detach()
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+        except OSError:  # the engine cannot be reached (requests' errors are OSErrors)
+            pass
+
+    def _detach(self) -> None:
         raw = _raw(self.socket) if self.socket is not None else None  # None once closed
         try:
             if raw is not None:
@@ -129,15 +153,6 @@ class WorkerContainer:
             if self.socket is not None:
                 self.socket.close()
         except OSError:
-            pass
-        try:
-            self.container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise
-        except OSError:  # the engine cannot be reached (requests' errors are OSErrors)
             pass
 
 

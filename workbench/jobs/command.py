@@ -42,10 +42,14 @@ class CommandJob(Job):
             raise WorkbenchError("the command job needs a command to run")
         if self.reduce not in REDUCERS:
             raise WorkbenchError(f"unknown reduce {self.reduce!r} (choose from {', '.join(REDUCERS)})")
+        bad = next((a for a in self.argv if "\0" in a), None)
+        if bad is not None:  # no program argument can hold one
+            raise WorkbenchError(f"invalid command argument {bad!r}: it contains a NUL byte")
 
-    def prepare(self, manifest: "Manifest") -> None:
+    def prepare(self, manifest: "Manifest") -> list[str]:
         if shutil.which(self.argv[0]) is None:
             raise EngineNotFound(f"command {self.argv[0]!r} is not installed")
+        return []
 
     def command(self, task: ShardTask) -> list[str]:
         if any("{shard}" in a for a in self.argv):

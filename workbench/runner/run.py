@@ -4,6 +4,9 @@
 the CLI and the Python API give identical results: iterate ``payloads()`` (what the CLI prints),
 or take ``batches()`` / ``table()`` (Arrow) — all three are the same records.
 
+Notes (the job's, from its ``prepare`` step, and each shard's) are kept in ``Run.notes`` and issued
+as ``WorkbenchNote`` warnings as they come; the CLI prints them as ``note: …`` lines.
+
 A run hands its ``RetryPolicy`` (retries, shard timeout, keep going) to the backend. Keeping going,
 shards that failed for good are listed in ``Run.failed`` (``ShardFailure``: shard, error,
 attempts) and the results are those of the other shards. With ``output=FILE`` the run keeps a
@@ -16,16 +19,18 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.backends.base import Backend
 from workbench.backends.retry import RetryPolicy, ShardFailure
-from workbench.errors import JobError
+from workbench.errors import JobError, WorkbenchNote
 from workbench.jobs.base import Job, ShardResult
 from workbench.runner.journal import Journal
 from workbench.runner.stats import RunStats, cpu_seconds
+from workbench.storage.integrity import check_sizes
 from workbench.storage.manifest import Manifest
 from workbench.storage.results import payload_to_batch
 
@@ -48,6 +53,8 @@ class Run:
                               shards_total=len(manifest.shards))
         #: Records in the final output (for count-only jobs: the total count), once ``payloads()`` ended.
         self.count = 0
+        #: What the caller should know (no index, a damaged index file searched by text), in order.
+        self.notes: list[str] = []
         #: Shards that failed for good, in the order they failed (a run that does not keep going stops at the first).
         self.failed: list[ShardFailure] = []
         self._journal: Journal | None = None
@@ -67,7 +74,7 @@ class Run:
         final = b""
         if job.count_only:
             self.count = job.final_count(self.stats.hits)
-        elif job.final_step:  # shards in manifest order: the same input however they finished
+        elif job.final_step:  # in dataset order, whatever order shards finished in
             final = job.finish_payloads([held[s.name] for s in self.manifest.shards if s.name in held])
             self.count = final.count(b"\n")
             yield final
@@ -90,7 +97,6 @@ class Run:
         table = pa.Table.from_batches(list(self.batches()), schema=self.job.schema())
         if self.failed:  # keeping going: say which shards are missing, in the table and as a warning
             import json
-            import warnings
 
             from workbench.errors import PartialResult
 
@@ -101,10 +107,17 @@ class Run:
                           stacklevel=2)
         return table
 
+    def note(self, text: str) -> None:
+        """Keep ``text`` in ``notes`` and issue it as a ``WorkbenchNote`` warning."""
+        self.notes.append(text)
+        warnings.warn(text, WorkbenchNote, stacklevel=2)
+
     def __iter__(self) -> Iterator[ShardResult]:
         from dataclasses import replace
 
-        self.backend.prepare(self.job, self.manifest)
+        check_sizes(self.root, self.manifest)  # cheap (one stat per shard): a changed shard never runs
+        for text in self.backend.prepare(self.job, self.manifest) or []:  # a job without notes may return None
+            self.note(text)
         journal = self._journal = Journal(self.output, self.job, self.resume) if self.output else None
         start, cpu0 = time.perf_counter(), cpu_seconds()
         bar = _progress(self.stats) if self.progress else None
@@ -127,6 +140,8 @@ class Run:
                     if journal is not None:
                         journal.record(self.manifest.shard(item.shard), item)
                     self.stats.add(item)
+                    for text in item.notes:
+                        self.note(text)
                     if bar is not None:
                         bar.update()
                     yield item
@@ -141,7 +156,6 @@ class Run:
                 bar.close()
             if journal is not None:
                 journal.close()
-
 
     def _failed(self, failure: ShardFailure) -> None:
         self.failed.append(failure)

@@ -9,6 +9,7 @@ to the client, that node's engine is lost mid-run.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 
@@ -34,7 +35,7 @@ async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, s
 
 async def serve(host: str, port: int, socket_path: str) -> None:
     server = await asyncio.start_server(lambda r, w: _forward(r, w, socket_path), host, port)
-    print("ready", flush=True)
+    os.write(1, b"ready\n")  # the parent waits for this line
     async with server:
         await server.serve_forever()
 
