@@ -2,7 +2,7 @@
 
 Times `workbench grep PATTERN -d DIR -o FILE` of this tree against the same command of a baseline
 revision without fault tolerance (by default the newest first-parent ancestor without the run journal),
-each also writing to stdout only (`> FILE`), runs interleaved, page cache warm, medians.
+each also writing to stdout only (`> FILE`), runs interleaved, page cache warm: medians and best runs.
 
     python benchmarks/faults_overhead.py [--size-gb 3.2] [--pattern P] [--fixed|-E] [--repeat 5] [--baseline REV]
 """
@@ -94,17 +94,20 @@ def main() -> None:
         outputs = {name: sorted((tmp / f"{name.replace(' ', '_').replace('>', 'gt')}.tsv").read_bytes().splitlines())
                    for name in variants}
     medians = {name: statistics.median(t) for name, t in times.items()}
+    best = {name: min(t) for name, t in times.items()}  # robust when other work shares the machine
     same = len({tuple(o) for o in outputs.values()}) == 1
     report = {"bytes": sum(p.stat().st_size for p in (directory / "shards").iterdir()), "pattern": args.pattern,
               "flags": flags, "baseline": baseline, "hits": len(next(iter(outputs.values()))), "medians_s": medians,
-              "runs_s": times, "same_output": same,
+              "best_s": best, "runs_s": times, "same_output": same,
               "overhead_o_file": medians["this -o FILE"] / medians["baseline -o FILE"] - 1,
-              "overhead_stdout": medians["this > FILE"] / medians["baseline > FILE"] - 1}
+              "overhead_stdout": medians["this > FILE"] / medians["baseline > FILE"] - 1,
+              "overhead_o_file_best": best["this -o FILE"] / best["baseline -o FILE"] - 1}
     print(f"{report['bytes'] / 1e9:.2f} GB, pattern {args.pattern!r} {' '.join(flags)}, {report['hits']:,} hits, "
           f"baseline {baseline}")
     for name, seconds in medians.items():
-        print(f"  {name:<18} {seconds:.3f} s  {report['bytes'] / 1e6 / seconds:,.0f} MB/s")
-    print(f"  -o FILE (journal, retries) vs baseline -o FILE: {report['overhead_o_file']:+.1%} (target <= +3%)")
+        print(f"  {name:<18} median {seconds:.3f} s  {report['bytes'] / 1e6 / seconds:,.0f} MB/s  best {best[name]:.3f} s")
+    print(f"  -o FILE (journal, retries) vs baseline -o FILE: {report['overhead_o_file']:+.1%} median, "
+          f"{report['overhead_o_file_best']:+.1%} best (target <= +3%)")
     print(f"  stdout only (retries) vs baseline stdout:      {report['overhead_stdout']:+.1%}")
     print(f"  same lines everywhere: {same}")
     if args.json:

@@ -23,8 +23,8 @@ from tests.docker.conftest import SLOW_PATTERN
 TRIALS = int(os.environ.get("WORKBENCH_FAULT_TRIALS", "20"))
 SEED = int(os.environ.get("WORKBENCH_FAULT_SEED", "9"))
 
-__all__ = ["SLOW_PATTERN", "TRIALS", "Killer", "anywhere", "check_once", "descendants", "named", "sorted_lines",
-           "trial_rngs", "wait_until"]
+__all__ = ["SLOW_PATTERN", "TRIALS", "Killer", "anywhere", "check_once", "descendants", "named", "own_containers",
+           "sorted_lines", "trial_rngs", "wait_until"]
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +65,17 @@ def anywhere(*needles: str) -> list[psutil.Process]:
     return found
 
 
+def own_containers(client) -> list:
+    """Worker containers of the docker backends of this process (never another run's on the same engine)."""
+    from workbench.backends import _started
+    from workbench.backends.docker import DockerBackend
+    from workbench.containers.workers import RUN_LABEL
+
+    pools = {pool.pool_id for b in list(_started.values()) if isinstance(b, DockerBackend)
+             for pool in list(b._pools.values())}
+    return [c for pool_id in pools for c in client.containers.list(sparse=True, filters={"label": f"{RUN_LABEL}={pool_id}"})]
+
+
 def named(name: str) -> Callable[[psutil.Process], bool]:
     return lambda proc: proc.name() == name
 
@@ -83,7 +94,10 @@ class Killer:
     def _run(self) -> None:
         self._stop.wait(self.rng.uniform(*self.window))
         while len(self.killed) < self.kills and not self._stop.is_set():
-            victims = self.find()
+            try:
+                victims = self.find()
+            except Exception:  # what it looks at changed under it: look again
+                victims = []
             if victims:
                 victim = self.rng.choice(victims)
                 try:

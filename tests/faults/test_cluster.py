@@ -19,11 +19,10 @@ from tests.cluster.conftest import cluster_variant, testbed  # noqa: F401  (this
 from tests.docker.conftest import (  # noqa: F401  (fixtures)
     docker_client,
     existing_containers,
-    our_containers,
     wait_for_no_containers,
     worker_images,
 )
-from tests.faults.conftest import SLOW_PATTERN, Killer, check_once, sorted_lines, trial_rngs
+from tests.faults.conftest import SLOW_PATTERN, Killer, check_once, own_containers, sorted_lines, trial_rngs
 from tests.helpers import gnu_grep, shard_files
 from workbench.backends import close_all
 from workbench.cluster.inventory import load_cluster
@@ -147,7 +146,7 @@ def test_killed_containers_docker_cluster(shared, engines_file, nodes, worker_im
     expected = gnu_grep(shard_files(shared.directory), "-e", SLOW_PATTERN)
     options = {"backend": "docker", "cluster": str(engines_file), "insecure_engine": True}
     for trial, rng in trial_rngs("docker-cluster-containers", NODE_TRIALS):
-        with Killer(rng, lambda: our_containers(docker_client, existing_containers), lambda c: c.kill(),
+        with Killer(rng, lambda: own_containers(docker_client), lambda c: c.kill(),
                     window=(0.05, 1.0)):
             run = shared.run(job, **options)
             results = list(run)

@@ -9,11 +9,10 @@ import pytest
 from tests.docker.conftest import (  # noqa: F401  (fixtures)
     docker_client,
     existing_containers,
-    our_containers,
     wait_for_no_containers,
     worker_images,
 )
-from tests.faults.conftest import SLOW_PATTERN, TRIALS, Killer, check_once, sorted_lines, trial_rngs
+from tests.faults.conftest import SLOW_PATTERN, TRIALS, Killer, check_once, own_containers, sorted_lines, trial_rngs
 from tests.helpers import gnu_grep, shard_files
 from workbench.backends import close_all
 from workbench.jobs.grep import GrepJob
@@ -42,7 +41,7 @@ def test_killed_containers_are_retried(faults_dataset, worker_images, docker_cli
     seconds = time.perf_counter() - start
     retries = 0
     for trial, rng in trial_rngs("docker"):
-        with Killer(rng, lambda: our_containers(docker_client, existing_containers), kill_container,
+        with Killer(rng, lambda: own_containers(docker_client), kill_container,
                     window=(0.05, 0.8 * seconds), kills=rng.randint(1, 2)) as killer:
             run = ds.run(job, backend="docker", workers=2)
             results = list(run)
@@ -60,7 +59,7 @@ def test_killed_python_worker_containers_are_retried(faults_dataset, worker_imag
     ds, job = faults_dataset, SubstructureJob(query="c1ccccc1N")
     expected = sorted_lines(ds.run(job))
     for trial, rng in trial_rngs("docker-rdkit", max(TRIALS // 4, 1)):
-        with Killer(rng, lambda: our_containers(docker_client, existing_containers), kill_container,
+        with Killer(rng, lambda: own_containers(docker_client), kill_container,
                     window=(0.5, 2.0)):
             results = list(ds.run(job, backend="docker", workers=2))
         assert sorted_lines(results) == expected, f"trial {trial}"
