@@ -90,6 +90,13 @@ class DaskBackend(Backend):
     def describe(self) -> str:
         return f"dask:{self.address}"
 
+    def dashboard_link(self) -> str | None:
+        """The link the scheduler advertises for its dashboard (None when it serves none)."""
+        try:
+            return self.client.dashboard_link
+        except (KeyError, AttributeError):
+            return None
+
     def close(self) -> None:
         self.client.close()
 

@@ -17,9 +17,17 @@ from workbench.backends.base import Backend
 from workbench.backends.threads import stream_threads
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 from workbench.jobs.proc import kill_running
+from workbench.util.notebook import in_notebook
 
 if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
+
+
+def dashboard_available() -> bool:
+    """Whether Dask can serve its dashboard here (it needs bokeh)."""
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
 
 
 class LocalBackend(Backend):
@@ -30,6 +38,7 @@ class LocalBackend(Backend):
         self._pool: ThreadPoolExecutor | None = None
         self._client: Any = None
         self._cluster: Any = None
+        self._dashboard = False
 
     def map_shards(self, job: Job, root: Path, manifest: "Manifest") -> Iterator[ShardResult]:
         tasks = self.tasks(root, manifest.shards)
@@ -57,12 +66,19 @@ class LocalBackend(Backend):
             from distributed import Client, LocalCluster
 
             logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO chatter on our stderr
-            # the scheduler's HTTP endpoint on an ephemeral port: no clash with another cluster's 8787
+            # the scheduler's HTTP endpoint on an ephemeral port: no clash with another cluster's 8787;
+            # the dashboard (bokeh, +0.7 s start-up) only in a notebook, where its link is one click away
+            self._dashboard = in_notebook() and dashboard_available()
+            where = {"dashboard_address": ":0"} if self._dashboard else {
+                "dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
-                                         silence_logs=logging.ERROR)
+                                         silence_logs=logging.ERROR, **where)
             self._client = Client(self._cluster, set_as_default=False)
         return self._client
+
+    def dashboard_link(self) -> str | None:
+        """The process cluster's dashboard (started in notebooks, with bokeh installed)."""
+        return self._cluster.dashboard_link if self._cluster is not None and self._dashboard else None
 
     def close(self) -> None:
         if self._client is not None:

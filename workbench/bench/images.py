@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workbench.api import Dataset
-from workbench.bench.scaling import repeated_runs
+from workbench.bench.measure import repeated_runs
 from workbench.containers.imagemap import ImageMap
 from workbench.errors import WorkbenchError
 from workbench.jobs.base import Job
@@ -93,10 +93,10 @@ def compare_images(dataset: Dataset, job: Job, names: list[str], *, workers: int
             tag, _ = backend.resolve_image(variant_job)  # type: ignore[attr-defined]
             size = backend.client.images.get(tag).attrs["Size"] / 1e6  # type: ignore[attr-defined]
             startup = startup_cost(backend.client, tag)  # type: ignore[attr-defined]
-        runs = repeated_runs(dataset, variant_job, repeat, (lambda i, st, v=v: on_run(v.name, i, st)) if on_run else None,
-                             **options)
-        raw += [{"variant": v.name, "image": tag, "repeat": i, **stats.to_dict()} for i, stats in enumerate(runs)]
-        measured.append((v, tag, statistics.median(s.seconds for s in runs), size, startup, runs[-1].hits))
+        runs = repeated_runs(dataset, variant_job, repeat,
+                             (lambda _cache, i, st, v=v: on_run(v.name, i, st)) if on_run else None, **options)
+        raw += [m.record(variant=v.name, image=tag, repeat=i) for i, m in enumerate(runs)]
+        measured.append((v, tag, statistics.median(m.stats.seconds for m in runs), size, startup, runs[-1].stats.hits))
     fastest = min(wall for _, _, wall, _, _, _ in measured)
     mb = dataset.manifest.bytes / 1e6
     rows = [ImageRow(v.name, tag, v.engine or "-", wall, mb / wall if wall else 0.0, wall / fastest if fastest else 0.0,
@@ -104,19 +104,28 @@ def compare_images(dataset: Dataset, job: Job, names: list[str], *, workers: int
     return rows, raw
 
 
-def plot(rows: list[ImageRow], path: str, title: str) -> None:
+def docker_version(docker_host: str | None = None) -> dict[str, Any]:
+    """The engine's version and OS, for the benchmark document."""
+    from workbench.containers.engine import connect
+
+    info = connect(docker_host).version()
+    return {"version": info.get("Version"), "api": info.get("ApiVersion"), "os": info.get("Os"),
+            "arch": info.get("Arch"), "kernel": info.get("KernelVersion")}
+
+
+def figure(rows: list[ImageRow | dict[str, Any]], title: str) -> Any:
     """MB/s per variant, bars labelled with the ratio to the fastest."""
-    import matplotlib
+    from workbench.bench.charts import bar_chart, new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    rows_d = [r if isinstance(r, dict) else r.__dict__ for r in rows]
+    fig, ax = new_figure(1, width=7, height=3.6)
+    bar_chart(ax, [r["variant"] for r in rows_d], [r["mb_per_s"] for r in rows_d],
+              [f"{r['ratio']:.1f}×" for r in rows_d], ylabel="MB/s", title=title)
+    return fig
 
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.bar([r.variant for r in rows], [r.mb_per_s for r in rows], color="tab:blue")
-    for bar, r in zip(bars, rows):
-        ax.annotate(f"{r.ratio:.1f}×", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=9)
-    ax.set(ylabel="MB/s", title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+
+def plot(rows: list[ImageRow], path: str, title: str) -> None:
+    """MB/s per variant to a PNG (or SVG) file."""
+    from workbench.bench.charts import save
+
+    save(figure(list(rows), title), path)

@@ -8,11 +8,31 @@ Every command module registers itself on ``app``; heavy imports happen inside co
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+# `workbench --help` lists commands in the order of the work, grouped in these panels
+ORDER = ["datasets", "ingest", "info",  # Data
+         "grep", "run",  # Search
+         "index", "substructure", "similar",  # Chemistry
+         "images",  # Containers
+         "nodes", "place", "cluster", "testbed",  # Cluster
+         "bench"]  # Benchmarks
+
+
+class WorkOrder(TyperGroup):
+    """Commands in ``ORDER`` (then any others, as registered), not in import order."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
+
 
 app = typer.Typer(
     name="workbench",
+    cls=WorkOrder,
     help="Shard chemistry datasets and search them with one worker per core, on Dask or Docker.",
     no_args_is_help=True,
     add_completion=False,
@@ -22,8 +42,18 @@ app = typer.Typer(
 STATE = {"debug": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from workbench import __version__
+
+        print(f"workbench {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     STATE["debug"] = debug
 
 

@@ -25,7 +25,7 @@ from workbench.cli.common import (
 )
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 def index(
     dataset: DatasetOpt,
     force: Annotated[bool, typer.Option("--force", help="Rebuild every shard, even those up to date.")] = False,
@@ -47,7 +47,7 @@ def index(
 
     ds = open_dataset(dataset)
     opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
-    report = ds.build_index(force=force, progress=sys.stderr.isatty(), **opts)
+    report = ds.build_index(force=force, progress=sys.stderr.isatty(), health=stats_json is not None, **opts)
     print(report.summary(), file=sys.stderr)
     if report.stats is not None:
         if stats:
@@ -56,7 +56,7 @@ def index(
             report.stats.write_json(stats_json)
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 @with_run_options
 def substructure(
     query: Annotated[str, typer.Argument(help="SMARTS query (a SMILES query with --smiles).")],
@@ -78,7 +78,7 @@ def substructure(
     raise typer.Exit(run.emit(job, dataset, count=count))
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 @with_run_options
 def similar(
     smiles: Annotated[str, typer.Argument(help="Query molecule as SMILES.")],

@@ -25,7 +25,8 @@ ImageOpt = Annotated[Optional[str], typer.Option("--image", help="Worker image t
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write results to FILE: .tsv, .jsonl or .parquet.")]
 CountOpt = Annotated[bool, typer.Option("--count", "-c", help="Print only the total number of matches.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print a run summary to stderr.")]
-StatsJsonOpt = Annotated[Optional[Path], typer.Option("--stats-json", help="Write totals and per-shard stats as JSON.")]
+StatsJsonOpt = Annotated[Optional[Path], typer.Option(
+    "--stats-json", help="Write totals, per-shard stats and each node's temperature at start and end as JSON.")]
 
 
 def backend_options(backend: str, workers: int | None = None, scheduler: str | None = None,
@@ -53,7 +54,7 @@ def run_and_emit(job: Any, dataset: Path, run_options: dict[str, Any], *, output
     ds = open_dataset(dataset)
     writer = ResultWriter(output, job.schema()) if output else None
     out = sys.stdout.buffer
-    run = ds.run(job, progress=sys.stderr.isatty(), **run_options)
+    run = ds.run(job, progress=sys.stderr.isatty(), health=stats_json is not None, **run_options)
     try:
         for payload in run.payloads():
             if count or not payload:

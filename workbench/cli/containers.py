@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 images_app = typer.Typer(help="Worker images: build, list, bootstrap base images without a registry.",
                          no_args_is_help=True)
-app.add_typer(images_app, name="images")
+app.add_typer(images_app, name="images", rich_help_panel="Containers")
 
 OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help="Only this image (repeatable).")]
 
@@ -100,8 +100,8 @@ def bench_images(
     from rich.table import Table
 
     from workbench.api import open_dataset
-    from workbench.bench.images import compare_images, plot
-    from workbench.bench.scaling import make_job
+    from workbench.bench.images import compare_images, docker_version, plot
+    from workbench.bench.measure import make_job
 
     ds = open_dataset(dataset)
     the_job = make_job(job, query, **({"fixed": fixed, "extended": extended} if job == "grep" else {}))
@@ -117,5 +117,6 @@ def bench_images(
                       "-" if r.size_mb is None else f"{r.size_mb:,.1f}",
                       "-" if r.startup_s is None else f"{r.startup_s:.3f}", f"{r.hits:,}")
     _console().print(table)
-    save_outputs(json_out, plot_out, {"dataset": str(ds.directory), "job": job, "query": query, "mode": mode},
+    save_outputs(json_out, plot_out, "images", {"dataset": str(ds.directory), "job": job, "query": query, "mode": mode,
+                                                "docker": docker_version(docker_host)},
                  rows, raw, lambda path: plot(rows, path, f"{job} '{query}'"))

@@ -12,7 +12,7 @@ from workbench.cli import app
 from workbench.cli.common import DatasetOpt
 
 datasets_app = typer.Typer(help="Dataset recipes: real molecules to try workbench on.", no_args_is_help=True)
-app.add_typer(datasets_app, name="datasets")
+app.add_typer(datasets_app, name="datasets", rich_help_panel="Data")
 
 
 def _summary(ds: "object") -> str:
@@ -24,7 +24,7 @@ def _summary(ds: "object") -> str:
     return text
 
 
-@app.command()
+@app.command(rich_help_panel="Data")
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="Input files (plain or .gz), or - for stdin.")],
     dataset: DatasetOpt,
@@ -40,7 +40,7 @@ def ingest(
     print(f"ingested {_summary(ds)} into {ds.directory}", file=sys.stderr)
 
 
-@app.command()
+@app.command(rich_help_panel="Data")
 def info(
     dataset: DatasetOpt,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

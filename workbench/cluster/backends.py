@@ -21,18 +21,34 @@ if TYPE_CHECKING:
 
 
 class ClusterDaskBackend(DaskBackend):
-    """The cluster's Dask scheduler (``workbench cluster up``); each shard on workers of nodes holding it."""
+    """The cluster's Dask scheduler (``workbench cluster up``); each shard on workers of nodes holding it
+    (``nodes``: only on the workers of these nodes, e.g. to measure 1..N nodes of one running cluster)."""
 
-    def __init__(self, cluster: str, workers: int | None = None, scheduler: str | None = None):
+    def __init__(self, cluster: str, workers: int | None = None, scheduler: str | None = None,
+                 nodes: tuple[str, ...] | None = None):
         from workbench.cluster.daskcluster import scheduler_address
 
         self.cluster = str(cluster)
+        self.nodes = tuple(nodes) if nodes is not None else None
         super().__init__(workers, scheduler=scheduler or scheduler_address(self.cluster))
+        if self.nodes is not None and not workers:
+            from workbench.cluster.locality import live_node_workers
+
+            self.workers = sum(len(w) for w in live_node_workers(self.cluster, self.nodes).values()) or 1
 
     def placed_tasks(self, root: Path, manifest: "Manifest") -> list[Placed]:
         from workbench.cluster.locality import locality_tasks
 
-        return locality_tasks(root, manifest, self.cluster)
+        return locality_tasks(root, manifest, self.cluster, self.nodes)
+
+    def describe(self) -> str:
+        return super().describe() + (f" on {','.join(self.nodes)}" if self.nodes is not None else "")
+
+    def dashboard_link(self) -> str | None:
+        """The dashboard `cluster up` started (None when bokeh was not installed)."""
+        from workbench.cluster.daskcluster import read_state
+
+        return (read_state(self.cluster) or {}).get("dashboard")
 
 
 class ClusterDockerBackend(DockerBackend):

@@ -139,7 +139,7 @@ def cluster_status(cluster_file: str | os.PathLike[str]) -> list[dict[str, Any]]
         connected = [w for w in started if w in live]
         rows.append({"node": node.name, "host": node.host, "workers": len(started), "connected": len(connected),
                      "tasks": sum(live[w].get("metrics", {}).get("executing", 0) for w in connected),
-                     "scheduler": address})
+                     "scheduler": address, "dashboard": state.get("dashboard")})
     return rows
 
 
@@ -172,9 +172,13 @@ def _start_scheduler(cluster: Cluster, timeout: float) -> dict[str, Any]:
     info = logdir / "scheduler.json"
     info.unlink(missing_ok=True)
     log = open(logdir / "scheduler.log", "ab")
+    from workbench.backends.local import dashboard_available
+
+    dashboard = dashboard_available()  # the dashboard needs bokeh; on an ephemeral port (printed by `up`)
     proc = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", cluster.coordinator,
-         "--port", str(cluster.scheduler_port), "--scheduler-file", str(info), "--no-dashboard"],
+         "--port", str(cluster.scheduler_port), "--scheduler-file", str(info),
+         *(["--dashboard", "--dashboard-address", f"{cluster.coordinator}:0"] if dashboard else ["--no-dashboard"])],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     log.close()
     deadline = time.monotonic() + timeout
@@ -183,8 +187,10 @@ def _start_scheduler(cluster: Cluster, timeout: float) -> dict[str, Any]:
             raise ClusterError(f"the Dask scheduler exited at start (address {cluster.coordinator}:"
                                f"{cluster.scheduler_port}); see {logdir / 'scheduler.log'}")
         try:
-            return {"scheduler": json.loads(info.read_text())["address"], "scheduler_pid": proc.pid,
-                    "logs": str(logdir)}
+            facts = json.loads(info.read_text())
+            port = facts.get("services", {}).get("dashboard")
+            return {"scheduler": facts["address"], "scheduler_pid": proc.pid, "logs": str(logdir),
+                    "dashboard": f"http://{cluster.coordinator}:{port}/status" if dashboard and port else None}
         except (FileNotFoundError, ValueError, KeyError):
             time.sleep(0.05)
     terminate([proc.pid], group=True)

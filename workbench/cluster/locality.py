@@ -10,6 +10,7 @@ Shard data never travels through the scheduler — only results do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from workbench.backends.base import ordered_for_balance
@@ -52,17 +53,28 @@ def shard_holders(manifest: Manifest, cluster: Cluster, usable: set[str]) -> lis
     return chosen
 
 
-def locality_tasks(root: Path, manifest: Manifest, cluster_file: str) -> list[tuple[ShardTask, list[str] | None]]:
-    """Shard tasks for the cluster's Dask workers, each restricted to workers of nodes holding the shard."""
+def live_node_workers(cluster_file: str, only: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Node name -> its Dask workers connected now (``only``: just these nodes; those with none are left out)."""
     from workbench.cluster.daskcluster import live_worker_names, scheduler_address, worker_names
 
-    cluster = load_cluster(cluster_file)
     live = live_worker_names(scheduler_address(cluster_file))
-    by_node = {node: [w for w in names if w in live] for node, names in worker_names(cluster_file).items()}
-    usable = {node for node, names in by_node.items() if names}
+    by_node = {node: [w for w in names if w in live] for node, names in worker_names(cluster_file).items()
+               if only is None or node in only}
+    return {node: names for node, names in by_node.items() if names}
+
+
+def locality_tasks(root: Path, manifest: Manifest, cluster_file: str,
+                   only: Sequence[str] | None = None) -> list[tuple[ShardTask, list[str] | None]]:
+    """Shard tasks for the cluster's Dask workers, each restricted to workers of nodes holding the shard
+    (``only``: and to workers of these nodes)."""
+    cluster = load_cluster(cluster_file)
+    by_node = live_node_workers(cluster_file, only)
+    if only is not None and not by_node:
+        raise ClusterError(f"none of the nodes {', '.join(only)} has a Dask worker connected")
+    usable = set(by_node)
     tasks: list[tuple[ShardTask, list[str] | None]] = []
     for shard, node_root, nodes in shard_holders(manifest, cluster, usable):
-        anywhere = manifest.placement["mode"] == "shared" and set(nodes) == usable
+        anywhere = manifest.placement["mode"] == "shared" and set(nodes) == usable and only is None
         workers = None if anywhere else [w for n in nodes for w in by_node[n]]
         tasks.append((ShardTask(node_root, shard), workers))
     return tasks

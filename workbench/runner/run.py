@@ -17,6 +17,7 @@ from workbench.jobs.base import Job, ShardResult
 from workbench.runner.stats import RunStats, cpu_seconds
 from workbench.storage.manifest import Manifest
 from workbench.storage.results import payload_to_batch
+from workbench.util.notebook import in_notebook
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,15 +25,27 @@ if TYPE_CHECKING:
 
 class Run:
     """Iterate to get ``ShardResult`` s as shards finish (before the job's final step); or take
-    ``payloads()``, ``batches()``, ``table()`` (after it). Afterwards ``stats`` holds the totals."""
+    ``payloads()``, ``batches()``, ``table()`` (after it). Afterwards ``stats`` holds the totals.
 
-    def __init__(self, job: Job, root: Path, manifest: Manifest, backend: Backend, progress: bool = False):
+    ``progress``: show a progress bar (None: in a Jupyter notebook only). ``health``: record each
+    node's temperature, throttling and load at the start and end of the run in ``stats.nodes``."""
+
+    def __init__(self, job: Job, root: Path, manifest: Manifest, backend: Backend, progress: bool | None = False,
+                 health: bool = False):
         self.job, self.root, self.manifest, self.backend = job, root, manifest, backend
-        self.progress = progress
+        self.progress, self.health = progress, health
         self.stats = RunStats(job=job.name, backend=backend.describe(), workers=backend.workers,
                               shards_total=len(manifest.shards))
         #: Records in the final output (for count-only jobs: the total count), once ``payloads()`` ended.
         self.count = 0
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard of the backend's cluster (None: no distributed cluster, or no dashboard)."""
+        return self.backend.dashboard_link()
+
+    def _repr_html_(self) -> str:
+        return self.stats._repr_html_()
 
     def payloads(self) -> Iterator[bytes]:
         """The job's result lines after its final step: as shards finish when the job has none,
@@ -67,10 +80,16 @@ class Run:
 
     def __iter__(self) -> Iterator[ShardResult]:
         self.backend.prepare(self.job, self.manifest)
+        before = self._node_health() if self.health else None
         start, cpu0 = time.perf_counter(), cpu_seconds()
-        bar = _progress(self.stats) if self.progress else None
+        results = self.backend.map_shards(self.job, self.root, self.manifest)
+        bar = None
+        if self.progress or (self.progress is None and in_notebook()):
+            from workbench.runner.progress import progress_for
+
+            bar = progress_for(self.stats, self.dashboard_link)
         try:
-            for result in self.backend.map_shards(self.job, self.root, self.manifest):
+            for result in results:
                 self.stats.add(result)
                 if bar is not None:
                     bar.update()
@@ -80,26 +99,18 @@ class Run:
             self.stats.cpu_seconds = cpu_seconds() - cpu0
             if bar is not None:
                 bar.close()
+            if before is not None:
+                after = self._node_health()
+                self.stats.nodes = {n: {"start": before.get(n), "end": after.get(n)} for n in {*before, *after}}
 
+    def _node_health(self) -> dict[str, dict[str, object]]:
+        """Every node's health now: the cluster's nodes (those the backend uses), else this machine."""
+        from workbench.cluster.probe import local_health, probe_health
 
-class _progress:
-    """A rich progress bar on stderr: shards done/total, MB/s, hits, ETA."""
+        cluster_file = getattr(self.backend, "cluster", None)
+        if not cluster_file:
+            return local_health()
+        from workbench.cluster.inventory import load_cluster
 
-    def __init__(self, stats: RunStats):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.stats, self.start = stats, time.perf_counter()
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.task = self.bar.add_task(stats.job, total=stats.shards_total, rate="")
-        self.bar.start()
-
-    def update(self) -> None:
-        s = self.stats
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        self.bar.update(self.task, advance=1, rate=f"{s.bytes / 1e6 / elapsed:,.0f} MB/s  {s.hits:,} hits")
-
-    def close(self) -> None:
-        self.bar.stop()
+        nodes = getattr(self.backend, "nodes", None)
+        return probe_health(load_cluster(cluster_file), list(nodes) if nodes is not None else None)
