@@ -38,10 +38,11 @@ class LocalBackend(Backend):
         self._pool: ThreadPoolExecutor | None = None
         self._client: Any = None
         self._cluster: Any = None
-        self._dashboard = False
+        self._dashboard = self._on_processes = False
 
     def map_shards(self, job: Job, root: Path, manifest: "Manifest") -> Iterator[ShardResult]:
         tasks = self.tasks(root, manifest.shards)
+        self._on_processes = job.executor != "threads"
         if job.executor == "threads":
             return self._threaded(job, tasks)
         return self._processes(job, tasks)
@@ -77,8 +78,10 @@ class LocalBackend(Backend):
         return self._client
 
     def dashboard_link(self) -> str | None:
-        """The process cluster's dashboard (started in notebooks, with bokeh installed)."""
-        return self._cluster.dashboard_link if self._cluster is not None and self._dashboard else None
+        """The process cluster's dashboard (started in notebooks, with bokeh installed), for jobs that run on it."""
+        if self._cluster is None or not self._dashboard or not self._on_processes:
+            return None
+        return self._cluster.dashboard_link
 
     def close(self) -> None:
         if self._client is not None:
