@@ -1,0 +1,65 @@
+"""``bench scaling --cluster FILE --nodes …``: 1..N testbed nodes, local placement against shared storage."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import external_references, gnu_grep, render_in_chromium, shard_files
+
+pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+
+
+def test_node_scaling_local_and_shared_warm_and_cold(testbed, nci_smi, tmp_path):
+    import workbench as wb
+    from workbench.cluster.inventory import load_cluster
+
+    ds = wb.ingest([nci_smi], tmp_path / "nci", shard_size="32kB")
+    shared = load_cluster(testbed).nodes[0].shared_dir
+    shutil.copytree(ds.directory, f"{shared}/{ds.directory.name}")  # what an NFS export would hold
+    out = tmp_path / "nodes.json"
+    proc = subprocess.run([sys.executable, "-m", "workbench", "bench", "scaling", "-d", str(ds.directory), "-q", "C(=O)N",
+                           "-F", "--cluster", str(testbed), "--nodes", "1,2", "--storage", "local,shared", "--repeat", "1",
+                           "--cold", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for header in ("storage", "nodes", "MB/s per node", "busiest node", "cache"):
+        assert header in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["kind"] == "nodes" and [n["name"] for n in doc["cluster"]] == ["node1", "node2", "node3"]
+    assert sorted(doc["health_end"]) == ["node1", "node2", "node3"]
+    rows = [(r["storage"], r["nodes"], r["cache"]) for r in doc["rows"]]
+    assert rows == [(s, k, c) for s in ("local", "shared") for k in (1, 2) for c in ("warm", "cold")]
+    hits = len(gnu_grep(shard_files(ds.directory), "-F", "-e", "C(=O)N"))
+    assert {r["hits"] for r in doc["runs"]} == {hits}
+    for run in doc["runs"]:
+        ran_on = {s["node"] for s in run["shards"]}
+        assert ran_on <= set(run["node_names"]) and len(run["shards"]) == len(ds.manifest.shards)
+        if run["nodes"] == 1:
+            assert ran_on == {"node1"}
+        if run["cache"] == "cold":
+            assert run["resident"] == 0.0
+    one = next(r for r in doc["rows"] if r["nodes"] == 1)
+    assert one["busiest_share"] == 1.0 and list(one["node_mb_per_s"]) == ["node1"]
+    assert one["mb_per_s_node"] == pytest.approx(one["mb_per_s"])
+    ds.reload()
+    assert ds.manifest.placement is None  # the dataset's own placement is restored
+    from workbench.cluster.daskcluster import is_up
+
+    assert not is_up(testbed) or json.loads(out.read_text())  # a cluster started by the bench is stopped
+
+    report = tmp_path / "report.html"
+    proc = subprocess.run([sys.executable, "-m", "workbench", "bench", "report", str(out), "-o", str(report)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert external_references(report.read_text()) == []
+    dom = render_in_chromium(report, tmp_path / "report.png")
+    assert 'data-charts-rendered="1"' in re.search(r"<body[^>]*>", dom).group(0)
+    chart = re.search(r'<figure class="chart".*?</figure>', dom, flags=re.S).group(0)
+    for label in ("nodes", "MB/s", "MB/s per node", "local warm", "shared cold"):
+        assert f">{label}<" in chart
+    assert "<td>node2</td>" in dom and "cluster nodes" in dom
