@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
+
+from tests.helpers import external_references, render_in_chromium
 
 pytestmark = pytest.mark.docker
 
@@ -100,3 +103,15 @@ def test_bench_images_table_json_and_plot(nci_dataset, worker_images, tmp_path):
     assert all(r["startup_s"] > 0 for name, r in rows.items() if name != "local")
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "busybox-grep" in out.stdout and "× fastest" in out.stdout
+    # the report page of the same run: its table and bar chart, the engine's version, nothing fetched
+    page = tmp_path / "report.html"
+    done = subprocess.run([sys.executable, "-m", "workbench", "bench", "report", str(report), "-o", str(page)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert external_references(page.read_text()) == []
+    dom = render_in_chromium(page, tmp_path / "report.png")
+    assert 'data-charts-rendered="1"' in dom
+    chart = re.search(r'<figure class="chart".*?</figure>', dom, flags=re.S).group(0)
+    for label in ("local", "gnu-grep", "busybox-grep", "ripgrep", "MB/s"):
+        assert f">{label}<" in chart
+    assert "<td>Docker engine</td>" in dom and "<td>start-up s</td>" not in dom and "<th>start-up s</th>" in dom
