@@ -80,7 +80,9 @@ def bench_scaling(
     ds = open_dataset(dataset)
     options = {"fixed": fixed, "extended": extended} if job == "grep" else {}
     the_job = make_job(job, query, **options)
-    title = f"{job} {query!r} on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)"
+    from rich.markup import escape
+
+    title = escape(f"{job} {query!r} on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)")
     header = {"dataset": str(ds.directory), "job": job, "query": query}
     if cluster is not None:
         return _node_scaling(ds, the_job, cluster, nodes, storage, repeat, cold, backend, workers, title, header,

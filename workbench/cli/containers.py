@@ -97,6 +97,7 @@ def bench_images(
 ) -> None:
     """One table on the same shards: median wall, MB/s, ratio to the fastest, image size, start-up cost."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from workbench.api import open_dataset
@@ -111,7 +112,7 @@ def bench_images(
                                on_run=lambda v, i, s: err.log(f"{v} run {i + 1}/{repeat}: {s.seconds:.3f} s")
                                if sys.stderr.isatty() else None)
     table = Table("variant", "image", "engine", "wall s", "MB/s", "× fastest", "image MB", "start-up s", "hits",
-                  title=f"{job} '{query}' on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)")
+                  title=escape(f"{job} '{query}' on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)"))
     for r in rows:
         table.add_row(r.variant, r.image, r.engine, f"{r.wall_s:.3f}", f"{r.mb_per_s:,.1f}", f"{r.ratio:.2f}",
                       "-" if r.size_mb is None else f"{r.size_mb:,.1f}",
