@@ -64,3 +64,22 @@ def external_references(html: str) -> list[str]:
     found += re.findall(r"""url\(\s*["']?((?!#)[^)"']+)""", html, flags=re.I)
     found += re.findall(r"<link\b[^>]*>|@import\b[^;]*", html, flags=re.I)
     return found
+
+
+def rendered_report(documents: list[Path], tmp_path: Path, *extra: str) -> tuple[str, list[str]]:
+    """``bench report`` of the documents, loaded in headless Chromium: the DOM and each chart's markup.
+    Checks that the page fetches nothing and that the browser laid out every chart with a size."""
+    import re
+    import sys
+
+    page = tmp_path / "report.html"
+    proc = subprocess.run([sys.executable, "-m", "workbench", "bench", "report", *map(str, documents), "-o", str(page),
+                           *extra], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert external_references(page.read_text()) == []
+    dom = render_in_chromium(page, tmp_path / "report.png")
+    body = re.search(r"<body[^>]*>", dom).group(0)  # type: ignore[union-attr]
+    assert f'data-charts="{len(documents)}"' in body and f'data-charts-rendered="{len(documents)}"' in body
+    charts = re.findall(r'<figure class="chart".*?</figure>', dom, flags=re.S)
+    assert len(charts) == len(documents) and all("<svg" in c for c in charts)
+    return dom, charts

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import external_references, render_in_chromium
+from tests.helpers import rendered_report
 
 pytestmark = pytest.mark.docker
 
@@ -104,14 +103,7 @@ def test_bench_images_table_json_and_plot(nci_dataset, worker_images, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "busybox-grep" in out.stdout and "× fastest" in out.stdout
     # the report page of the same run: its table and bar chart, the engine's version, nothing fetched
-    page = tmp_path / "report.html"
-    done = subprocess.run([sys.executable, "-m", "workbench", "bench", "report", str(report), "-o", str(page)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert external_references(page.read_text()) == []
-    dom = render_in_chromium(page, tmp_path / "report.png")
-    assert 'data-charts-rendered="1"' in dom
-    chart = re.search(r'<figure class="chart".*?</figure>', dom, flags=re.S).group(0)
+    dom, (chart,) = rendered_report([report], tmp_path)
     for label in ("local", "gnu-grep", "busybox-grep", "ripgrep", "MB/s"):
         assert f">{label}<" in chart
     assert "<td>Docker engine</td>" in dom and "<td>start-up s</td>" not in dom and "<th>start-up s</th>" in dom
