@@ -57,7 +57,7 @@ def bench_scaling(
     dataset: DatasetOpt,
     query: QueryOpt,
     job: JobOpt = "grep",
-    workers: Annotated[str, typer.Option("--workers", "-w", help="Worker counts, e.g. 1,2,4 (one machine).")] = "1,2",
+    workers: Annotated[Optional[str], typer.Option("--workers", "-w", help="Worker counts (default 1,2).")] = None,
     repeat: RepeatOpt = 3,
     cold: Annotated[bool, typer.Option("--cold", help="Also time every point with the dataset dropped from the page cache.")] = False,
     fixed: Annotated[bool, typer.Option("--fixed-strings", "-F", help="grep: PATTERN is a literal.")] = False,
@@ -91,7 +91,7 @@ def bench_scaling(
         raise WorkbenchError("--nodes needs --cluster FILE")
     from workbench.bench.scaling import plot, scaling
 
-    counts = parse_counts(workers)
+    counts = parse_counts(workers or "1,2")
     opts = backend_options(backend, None, scheduler, None, docker_host)
     opts.pop("backend")
     rows, raw = scaling(ds, the_job, counts, repeat=repeat, backend=backend, cold=cold, on_run=_log(repeat), **opts)
@@ -122,7 +122,7 @@ def _scaling_table(rows: list[Any], cold: bool, title: str) -> Any:
 
 
 def _node_scaling(ds: Any, the_job: Any, cluster: Path, nodes: str | None, storage: str, repeat: int, cold: bool,
-                  backend: str, workers: str, title: str, header: dict[str, Any], json_out: Path | None,
+                  backend: str, workers: str | None, title: str, header: dict[str, Any], json_out: Path | None,
                   plot_out: Path | None) -> None:
     from rich.table import Table
 
@@ -132,7 +132,7 @@ def _node_scaling(ds: Any, the_job: Any, cluster: Path, nodes: str | None, stora
 
     if backend not in ("local", "dask"):
         raise WorkbenchError("bench scaling --cluster runs on the cluster's Dask workers (--backend dask)")
-    if workers != "1,2":
+    if workers is not None:
         raise WorkbenchError("--workers does not apply with --cluster: each node runs one worker per core; use --nodes")
     size = len(load_cluster(cluster).nodes)
     counts = parse_counts(nodes, "--nodes") if nodes else list(range(1, size + 1))
