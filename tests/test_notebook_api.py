@@ -43,3 +43,21 @@ def test_stats_json_records_this_machines_health_at_start_and_end(nci_dataset, t
         health = nodes[node_name()][moment]
         assert len(health["load"]) == 3 and health["memory_available"] > 0
         assert "temperature" in health and "throttle" in health
+
+
+def test_cluster_calls_work_where_an_event_loop_runs():
+    """A Jupyter cell runs inside the kernel's event loop: the cluster layer's SSH fan-out must still work."""
+    import asyncio
+
+    from workbench.cluster.ssh import bounded, run_sync
+
+    async def double(x: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * x
+
+    async def cell() -> list:
+        asyncio.get_running_loop()  # as in a notebook: a loop is running in this thread
+        return run_sync(bounded([1, 2, 3], double, 2))
+
+    assert asyncio.run(cell()) == [2, 4, 6]
+    assert run_sync(bounded([4], double, 1)) == [8]

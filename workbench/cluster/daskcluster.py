@@ -9,7 +9,6 @@ state file next to the cluster file, so ``down`` stops all of it, on every node.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shlex
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.cluster.processes import pid_alive, terminate
-from workbench.cluster.ssh import NodeUnreachable, bounded, run, session
+from workbench.cluster.ssh import NodeUnreachable, bounded, run, run_sync, session
 from workbench.errors import ClusterError
 
 if TYPE_CHECKING:
@@ -103,7 +102,7 @@ def cluster_up(cluster_file: str | os.PathLike[str], *, timeout: float = 60.0,
              **_start_scheduler(cluster, timeout), "nodes": {}, "missing": {}}
     _write_state(cluster.path, state)
     try:
-        results = asyncio.run(bounded(cluster.nodes, lambda n: _start_workers(cluster, n, state["scheduler"]),
+        results = run_sync(bounded(cluster.nodes, lambda n: _start_workers(cluster, n, state["scheduler"]),
                                       cluster.concurrency))
         for node, r in zip(cluster.nodes, results):
             if isinstance(r, BaseException):
@@ -151,7 +150,7 @@ def cluster_down(cluster_file: str | os.PathLike[str]) -> list[str]:
         raise ClusterError(f"no cluster was started with {path} (nothing to stop)")
     cluster = load_cluster(path)
     nodes = [cluster.node(n) for n in state["nodes"] if any(n == x.name for x in cluster.nodes)]
-    results = asyncio.run(bounded(nodes, lambda n: _stop_workers(cluster, n, state["nodes"][n.name]["pid"]),
+    results = run_sync(bounded(nodes, lambda n: _stop_workers(cluster, n, state["nodes"][n.name]["pid"]),
                                   cluster.concurrency))
     stopped = [f"workers on {n.name}" for n, r in zip(nodes, results) if not isinstance(r, BaseException)]
     terminate([state["scheduler_pid"]], group=True)

@@ -8,13 +8,12 @@ page cache of the files, the server's cache is not touched).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from workbench.cluster.inventory import Node, load_cluster
-from workbench.cluster.ssh import bounded, raise_first, run, session
+from workbench.cluster.ssh import bounded, raise_first, run, run_sync, session
 from workbench.errors import ClusterError
 from workbench.storage.manifest import Manifest
 
@@ -50,7 +49,7 @@ class NodeFiles:
             return out
 
         nodes = [self.cluster.node(name) for name in self.paths]
-        return dict(zip(self.paths, raise_first(asyncio.run(bounded(nodes, one, self.cluster.concurrency)))))
+        return dict(zip(self.paths, raise_first(run_sync(bounded(nodes, one, self.cluster.concurrency)))))
 
     def drop(self) -> None:
         """Evict the files from every node's page cache."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.cluster.inventory import Cluster, Node
-from workbench.cluster.ssh import NodeUnreachable, bounded, connect, raise_first, run, session
+from workbench.cluster.ssh import NodeUnreachable, bounded, connect, raise_first, run, run_sync, session
 
 # Runs on the node with the node's Python: what a small board suffers from (heat, throttling,
 # load, memory). One round trip; also the first half of PROBE_SCRIPT.
@@ -185,7 +184,7 @@ def probe_nodes(cluster: Cluster) -> list[NodeReport]:
     async def main() -> list[NodeReport]:
         return raise_first(await bounded(cluster.nodes, lambda n: probe_node(cluster, n), cluster.concurrency))
 
-    return asyncio.run(main())
+    return run_sync(main())
 
 
 async def health_of(cluster: Cluster, node: Node) -> dict[str, Any]:
@@ -206,7 +205,7 @@ def probe_health(cluster: Cluster, nodes: list[str] | None = None) -> dict[str, 
     async def main() -> list[dict[str, Any]]:
         return raise_first(await bounded(chosen, lambda n: health_of(cluster, n), cluster.concurrency))
 
-    return dict(zip((n.name for n in chosen), asyncio.run(main())))
+    return dict(zip((n.name for n in chosen), run_sync(main())))
 
 
 def local_health() -> dict[str, dict[str, Any]]:
