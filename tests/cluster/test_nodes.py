@@ -171,17 +171,3 @@ def test_vcgencmd_throttling_is_read_and_decoded(tmp_path, value, flags):
     assert facts["throttled"] == int(value, 16)
     assert throttle_flags(facts["throttled"]) == flags
 
-
-def test_stats_json_records_node_temperatures_at_start_and_end(placed, dask_cluster, tmp_path):
-    stats = tmp_path / "stats.json"
-    proc = subprocess.run([sys.executable, "-m", "workbench", "grep", "-cF", "C(=O)N", "-d", str(placed.directory),
-                           "--backend", "dask", "--cluster", str(dask_cluster), "--stats-json", str(stats)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    nodes = json.loads(stats.read_text())["nodes"]
-    assert sorted(nodes) == [f"node{i + 1}" for i in range(NODES)]
-    truth = thermal_truth()
-    for moment in ("start", "end"):
-        for health in (n[moment] for n in nodes.values()):
-            assert "error" not in health and len(health["load"]) == 3
-            assert (health["temperature"] is None) == (truth is None)
