@@ -22,17 +22,20 @@ ORDER = ["datasets", "ingest", "info",  # Data
          "bench"]  # Benchmarks
 
 
-class WorkOrder(TyperGroup):
-    """Commands in ``ORDER`` (then any others, as registered), not in import order."""
+def work_order(order: list[str]) -> type[TyperGroup]:
+    """A command group listing ``order`` first (then any others, as registered), not in import order."""
 
-    def list_commands(self, ctx: Any) -> list[str]:
-        names = super().list_commands(ctx)
-        return [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
+    class WorkOrder(TyperGroup):
+        def list_commands(self, ctx: Any) -> list[str]:
+            names = super().list_commands(ctx)
+            return [n for n in order if n in names] + [n for n in names if n not in order]
+
+    return WorkOrder
 
 
 app = typer.Typer(
     name="workbench",
-    cls=WorkOrder,
+    cls=work_order(ORDER),
     help="Shard chemistry datasets and search them with one worker per core, on Dask or Docker.",
     no_args_is_help=True,
     add_completion=False,

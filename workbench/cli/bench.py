@@ -10,12 +10,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from workbench.cli import app
+from workbench.cli import app, work_order
 from workbench.cli.common import BackendOpt, DatasetOpt, DockerHostOpt, SchedulerOpt, backend_options
 from workbench.errors import WorkbenchError
 
 bench_app = typer.Typer(help="Benchmarks: scaling with workers and nodes, warm and cold cache, container images, HTML reports.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, cls=work_order(["scaling", "images", "report"]))
 app.add_typer(bench_app, name="bench", rich_help_panel="Benchmarks")
 
 JobOpt = Annotated[str, typer.Option("--job", help="grep, substructure or similar.")]
