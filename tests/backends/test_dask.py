@@ -62,6 +62,7 @@ class TestDaskScheduler(BackendConformance):
         list(run)
         assert {s["node"] for s in run.stats.shards} == {"dask-test-node"}
         assert len({s["worker"] for s in run.stats.shards}) >= 1
+        assert run.dashboard_link is None  # started with --no-dashboard: its HTTP server has no dashboard
 
 
 def test_unreachable_scheduler_is_one_error_line(nci_dataset):
@@ -70,3 +71,39 @@ def test_unreachable_scheduler_is_one_error_line(nci_dataset):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_scheduler_with_a_dashboard_is_linked(nci_dataset, tmp_path):
+    """A scheduler serving its dashboard (bokeh installed): the run returns the link, and it answers."""
+    import urllib.request
+
+    from workbench.backends import release
+    from workbench.jobs.grep import GrepJob
+
+    require("dask", (BIN / "dask").exists(), "the `dask` command is not installed")
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", "--scheduler-file", str(sched_file),
+                                       "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = json.loads(sched_file.read_text())["address"]
+        run = nci_dataset.run(GrepJob("C", count_only=True), backend="dask", scheduler=address)
+        try:
+            list(run)
+            link = run.dashboard_link
+            assert link and link.startswith("http://127.0.0.1:") and link.endswith("/status")
+            with urllib.request.urlopen(link, timeout=30) as page:
+                assert page.status == 200
+        finally:
+            release(run.backend)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
