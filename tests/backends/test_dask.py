@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,28 +18,29 @@ from tests.helpers import require
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="module")
-def scheduler(tmp_path_factory):
-    """A scheduler and two single-threaded worker processes on loopback."""
+@contextmanager
+def dask_processes(tmp: Path, workers: int, dashboard: bool = False, env: dict[str, str] | None = None):
+    """A ``dask scheduler`` on loopback and ``workers`` single-threaded ``dask worker`` processes; yields
+    the scheduler's address once they joined."""
     require("dask", (BIN / "dask").exists(), "the `dask` command is not installed")
-    tmp = tmp_path_factory.mktemp("dask")
     sched_file = tmp / "scheduler.json"
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(sched_file)],
+    board = ["--dashboard-address", "127.0.0.1:0"] if dashboard else ["--no-dashboard"]
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", *board,
+                               "--scheduler-file", str(sched_file)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         deadline = time.time() + 60
         while not sched_file.exists() and time.time() < deadline:
             time.sleep(0.2)
         procs.append(subprocess.Popen([str(BIN / "dask"), "worker", "--scheduler-file", str(sched_file),
-                                       "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                       "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env={**os.environ, "WORKBENCH_NODE": "dask-test-node"}))
+                                      env={**os.environ, **(env or {})}))
         address = json.loads(sched_file.read_text())["address"]
         from distributed import Client
 
         with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(workers, timeout=60)
         yield address
     finally:
         from workbench.backends import close_all
@@ -48,6 +50,13 @@ def scheduler(tmp_path_factory):
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A scheduler and two single-threaded worker processes on loopback."""
+    with dask_processes(tmp_path_factory.mktemp("dask"), 2, env={"WORKBENCH_NODE": "dask-test-node"}) as address:
+        yield address
 
 
 class TestDaskScheduler(BackendConformance):
@@ -77,33 +86,12 @@ def test_a_scheduler_with_a_dashboard_is_linked(nci_dataset, tmp_path):
     """A scheduler serving its dashboard (bokeh installed): the run returns the link, and it answers."""
     import urllib.request
 
-    from workbench.backends import release
     from workbench.jobs.grep import GrepJob
 
-    require("dask", (BIN / "dask").exists(), "the `dask` command is not installed")
-    sched_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.time() + 60
-        while not sched_file.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", "--scheduler-file", str(sched_file),
-                                       "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        address = json.loads(sched_file.read_text())["address"]
+    with dask_processes(tmp_path, 1, dashboard=True) as address:
         run = nci_dataset.run(GrepJob("C", count_only=True), backend="dask", scheduler=address)
-        try:
-            list(run)
-            link = run.dashboard_link
-            assert link and link.startswith("http://127.0.0.1:") and link.endswith("/status")
-            with urllib.request.urlopen(link, timeout=30) as page:
-                assert page.status == 200
-        finally:
-            release(run.backend)
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
+        list(run)
+        link = run.dashboard_link
+        assert link and link.startswith("http://127.0.0.1:") and link.endswith("/status")
+        with urllib.request.urlopen(link, timeout=30) as page:
+            assert page.status == 200
