@@ -22,6 +22,9 @@ SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Existi
 ClusterOpt = Annotated[Optional[Path], typer.Option("--cluster", help="Cluster file (TOML) for multi-node runs.")]
 DockerHostOpt = Annotated[Optional[str], typer.Option("--docker-host", help="Docker engine: unix://, tcp:// or ssh:// (--backend docker).")]
 ImageOpt = Annotated[Optional[str], typer.Option("--image", help="Worker image to run (--backend docker).")]
+PlatformOpt = Annotated[Optional[str], typer.Option(
+    "--platform", help="Run the images of linux/amd64, linux/arm64 or linux/arm/v7 (--backend docker; default: "
+    "each engine's own; another one runs under qemu emulation).")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write results to FILE: .tsv, .jsonl or .parquet.")]
 CountOpt = Annotated[bool, typer.Option("--count", "-c", help="Print only the total number of matches.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print a run summary to stderr.")]
@@ -30,17 +33,17 @@ StatsJsonOpt = Annotated[Optional[Path], typer.Option("--stats-json", help="Writ
 
 def backend_options(backend: str, workers: int | None = None, scheduler: str | None = None,
                     cluster: Path | None = None, docker_host: str | None = None,
-                    image: str | None = None) -> dict[str, Any]:
+                    image: str | None = None, platform: str | None = None) -> dict[str, Any]:
     """Check that each option suits the chosen backend; return the backend's keyword options."""
     if scheduler and backend != "dask":
         raise WorkbenchError("--scheduler needs --backend dask")
-    if (docker_host or image) and backend != "docker":
-        raise WorkbenchError("--docker-host and --image need --backend docker")
+    if (docker_host or image or platform) and backend != "docker":
+        raise WorkbenchError("--docker-host, --image and --platform need --backend docker")
     if cluster and backend not in ("dask", "docker"):
         raise WorkbenchError("--cluster needs --backend dask or --backend docker")
     opts: dict[str, Any] = {"workers": workers, "scheduler": scheduler,
                             "cluster": str(cluster) if cluster else None,
-                            "docker_host": docker_host, "image": image}
+                            "docker_host": docker_host, "image": image, "platform": platform}
     return {"backend": backend, **{k: v for k, v in opts.items() if v is not None}}
 
 
@@ -85,12 +88,14 @@ class RunOptions:
     cluster: Path | None = None
     docker_host: str | None = None
     image: str | None = None
+    platform: str | None = None
     output: Path | None = None
     stats: bool = False
     stats_json: Path | None = None
 
     def backend_options(self) -> dict[str, Any]:
-        return backend_options(self.backend, self.workers, self.scheduler, self.cluster, self.docker_host, self.image)
+        return backend_options(self.backend, self.workers, self.scheduler, self.cluster, self.docker_host, self.image,
+                               self.platform)
 
     def emit(self, job: Any, dataset: Path, count: bool = False) -> int:
         """Run ``job`` and stream its lines (``run_and_emit``) with these options."""
@@ -100,7 +105,7 @@ class RunOptions:
 
 _SHARED = [("backend", BackendOpt, "local"), ("workers", WorkersOpt, None), ("scheduler", SchedulerOpt, None),
            ("cluster", ClusterOpt, None), ("docker_host", DockerHostOpt, None), ("image", ImageOpt, None),
-           ("output", OutputOpt, None), ("stats", StatsOpt, False), ("stats_json", StatsJsonOpt, None)]
+           ("platform", PlatformOpt, None), ("output", OutputOpt, None), ("stats", StatsOpt, False), ("stats_json", StatsJsonOpt, None)]
 
 
 def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
