@@ -250,3 +250,18 @@ def test_bench_images_puts_platforms_side_by_side(nci_dataset, arm_images, tmp_p
     assert len({r["hits"] for r in rows}) == 1 and rows[0]["hits"] > 0
     assert rows[3]["image"] == "workbench/gnu-grep:1-arm64" and rows[6]["image"] == "workbench/busybox-grep:1-armv7"
     assert "arm64 (emulated)" in out.stdout and "armv7 (emulated)" in out.stdout
+
+
+@pytest.mark.parametrize("arch", ["amd64", *ARCHES])
+def test_busybox_bootstrap_makes_an_image_of_that_architecture(docker_client, arm_images, arch):
+    from workbench.containers.bootstrap import bootstrap_busybox
+    from workbench.containers.build import image_arch
+
+    tag = f"workbench-test/busybox:{arch}"
+    bootstrap_busybox(docker_client, tag, arch=arch, log=lambda _: None)
+    try:
+        assert image_arch(docker_client.images.get(tag).attrs) == arch
+        out = run_in(docker_client, tag, ["sh", "-c", "uname -m; printf 'CCO\\nCCN\\n' | grep -c N; id -u nobody"])
+        assert out.split() == [{"amd64": "x86_64", **MACHINE}[arch], "1", "65534"]
+    finally:
+        docker_client.images.remove(tag, force=True)
