@@ -15,6 +15,7 @@ from workbench.cli.common import (
     DatasetOpt,
     DockerHostOpt,
     ImageOpt,
+    PlatformOpt,
     RunOptions,
     SchedulerOpt,
     StatsJsonOpt,
@@ -35,6 +36,7 @@ def index(
     cluster: ClusterOpt = None,
     docker_host: DockerHostOpt = None,
     image: ImageOpt = None,
+    platform: PlatformOpt = None,
     stats: StatsOpt = False,
     stats_json: StatsJsonOpt = None,
 ) -> None:
@@ -47,7 +49,7 @@ def index(
     from workbench.api import open_dataset
 
     ds = open_dataset(dataset)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image, platform)
     report = ds.build_index(force=force, progress=sys.stderr.isatty(), **opts)
     print(report.summary(), file=sys.stderr)
     if report.stats is not None:

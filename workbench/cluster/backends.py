@@ -42,11 +42,13 @@ class ClusterDockerBackend(DockerBackend):
     """One engine per node with a ``docker`` URL; each shard to the least loaded node holding it."""
 
     def __init__(self, cluster: str, workers: int | None = None, docker_host: str | None = None,
-                 image: str | None = None, mode: str = "pool", memory: str | None = None, insecure_engine: bool = False):
+                 image: str | None = None, mode: str = "pool", memory: str | None = None, insecure_engine: bool = False,
+                 platform: str | None = None):
         if docker_host:
             raise BackendError("--docker-host does not apply with --cluster: each node's engine is its `docker` URL")
         self.cluster = str(cluster)
-        super().__init__(workers, image=image, mode=mode, memory=memory, engines=node_engines(self.cluster, insecure_engine))
+        super().__init__(workers, image=image, mode=mode, memory=memory, engines=node_engines(self.cluster, insecure_engine),
+                         platform=platform)
 
     def where(self, engine: Engine) -> tuple[str, str]:
         return (f"the Docker engine of node {engine.node!r} ({engine.url})",
