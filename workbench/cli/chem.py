@@ -49,7 +49,7 @@ def index(
     from workbench.api import open_dataset
 
     ds = open_dataset(dataset)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image, platform)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image, platform=platform)
     report = ds.build_index(force=force, progress=sys.stderr.isatty(), **opts)
     print(report.summary(), file=sys.stderr)
     if report.stats is not None:
