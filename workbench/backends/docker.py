@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 from workbench.backends.base import Backend
 from workbench.backends.threads import stream_threads
-from workbench.containers.build import SOURCE_LABEL, source_digest
-from workbench.containers.imagemap import load_image_map
+from workbench.containers.build import SOURCE_LABEL, image_arch, source_digest
+from workbench.containers.imagemap import PLATFORMS, load_image_map, parse_platform
 from workbench.containers.pool import ContainerPool, Engine, check_readable, open_engine
 from workbench.containers.workers import MOUNT, wait_gone
 from workbench.errors import BackendError, EngineNotFound
@@ -40,18 +40,21 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, workers: int | None = None, docker_host: str | None = None, image: str | None = None,
-                 mode: str = "pool", memory: str | None = None, engines: list[Engine] | None = None):
+                 mode: str = "pool", memory: str | None = None, engines: list[Engine] | None = None,
+                 insecure_engine: bool = False, platform: str | None = None):
         super().__init__(workers)
         if mode not in MODES:
             raise BackendError(f"unknown docker mode {mode!r} (choose from {', '.join(MODES)})")
         self.image, self.mode, self.memory = image, mode, memory
+        #: Run the images of this architecture on every engine (None: each engine's own; another runs emulated).
+        self.platform = parse_platform(platform) if platform else None
         #: One per engine, by node name (a single engine is named as it names itself).
         self.engines: dict[str, Engine] = {}
         if engines:
             self.engines = {e.node: e for e in engines}
             self.workers = sum(e.cores for e in engines)  # one thread per container
         else:
-            engine = open_engine(None, docker_host, self.workers)
+            engine = open_engine(None, docker_host, self.workers, insecure_engine)
             self.engines[engine.node] = engine
         # the first (with one engine, the only) engine: benchmarks and `bench images` use these
         first = next(iter(self.engines.values()))
@@ -67,32 +70,38 @@ class DockerBackend(Backend):
         where = ",".join(self.engines) if len(self.engines) > 1 else self.url
         return f"docker:{self.workers}@{where}"
 
-    def prepare(self, job: Job, manifest: "Manifest") -> None:
+    def prepare(self, job: Job, manifest: "Manifest") -> list[str]:
         """The job's checks, except that its tool need not be on this host: the image brings it."""
         try:
-            job.prepare(manifest)
+            return job.prepare(manifest)
         except EngineNotFound:
-            pass
+            return []
 
     def where(self, engine: Engine) -> tuple[str, str]:
         """How errors name an engine, and the build command that fixes a missing image there."""
         return f"the Docker engine at {engine.url}", "workbench images build{only}"
 
     def resolve_image(self, job: Job, engine: "Engine | None" = None) -> tuple[str, str]:
-        """(tag, memory limit) of the image that runs ``job`` on an engine (default: the first);
-        missing -> BackendError."""
+        """(tag, memory limit) of the image that runs ``job`` on an engine (default: the first), for
+        ``platform`` or else the engine's architecture; missing or of another architecture -> BackendError."""
         import docker
 
         engine = engine or next(iter(self.engines.values()))
+        arch = self.platform or engine.arch
         name = self.image or self.images.for_job(job).name
         spec = self.images.images.get(name)
-        tag = spec.tag_for(engine.arch) if spec else name  # --image may also be a plain tag
+        tag = spec.tag_for(arch) if spec else name  # --image may also be a plain tag
         where, fix = self.where(engine)
-        fix = "run `" + fix.format(only=f" --only {spec.name}" if spec else "") + "`"
+        fix = "run `" + fix.format(only=f" --only {spec.name}" if spec else "") \
+            + ("" if arch == engine.arch else f" --platform {PLATFORMS[arch]}") + "`"
         try:
             image = engine.client.images.get(tag)
         except docker.errors.ImageNotFound:
             raise BackendError(f"image {tag} is not on {where}: {fix}") from None
+        built_for = image_arch(image.attrs)
+        if built_for and built_for != arch:
+            raise BackendError(f"image {tag} on {where} is built for {built_for}, not {arch}: "
+                               + (fix if spec else f"pass --platform {PLATFORMS[built_for]} to run it emulated"))
         if spec and spec.wheelhouse and (image.labels or {}).get(SOURCE_LABEL) != source_digest():
             raise BackendError(f"image {tag} on {where} carries another version of the workbench jobs "
                                f"than this one: {fix}")
@@ -118,7 +127,8 @@ class DockerBackend(Backend):
             if pool is None:
                 pool = self._pools[key] = ContainerPool(engine.client, tag, sandbox_root=node_root, memory=memory,
                                                         python=python, one_shot=self.mode == "per-shard",
-                                                        limit=engine.cores)
+                                                        limit=engine.cores,
+                                                        local_outputs=engine.url.startswith("unix://"))
             pool_of[shard] = used[key] = pool
         for pool in used.values():
             pool.startup_s.clear()
@@ -143,11 +153,11 @@ class DockerBackend(Backend):
             self.last_startup_s = max((t for pool in used.values() for t in pool.startup_s), default=0.0)
 
     def close(self) -> None:
-        """Remove every worker container, stop the threads, close the engine clients."""
+        """Stop every worker container (the engine deletes them: ``auto_remove``, so a command's exit
+        does not wait on removal), stop the threads, close the engine clients."""
         while self._pools:
             _, pool = self._pools.popitem()
-            pool.close()
-            wait_gone(pool.client, pool.pool_id)
+            pool.close(wait=False)
         self._threads.shutdown(wait=True, cancel_futures=True)
         for engine in self.engines.values():
             engine.client.close()

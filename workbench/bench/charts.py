@@ -62,9 +62,10 @@ def line_chart(ax: Any, xs: list[float], series: dict[str, list[float]], *, xlab
         ax.legend()
 
 
-def bar_chart(ax: Any, labels: list[str], values: list[float], notes: list[str], *, ylabel: str, title: str) -> None:
+def bar_chart(ax: Any, labels: list[str], values: list[float], notes: list[str], *, ylabel: str, title: str,
+              colours: list[str] | None = None) -> None:
     """Bars labelled with a note each (e.g. the ratio to the fastest)."""
-    bars = ax.bar(labels, values, color="tab:blue")
+    bars = ax.bar(labels, values, color=colours or "tab:blue")
     for bar, note in zip(bars, notes):
         ax.annotate(note, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=9)
     ax.set(ylabel=ylabel, title=title)

@@ -15,6 +15,7 @@ from workbench.cli.common import (
     DatasetOpt,
     DockerHostOpt,
     ImageOpt,
+    PlatformOpt,
     RunOptions,
     SchedulerOpt,
     StatsJsonOpt,
@@ -35,18 +36,20 @@ def index(
     cluster: ClusterOpt = None,
     docker_host: DockerHostOpt = None,
     image: ImageOpt = None,
+    platform: PlatformOpt = None,
     stats: StatsOpt = False,
     stats_json: StatsJsonOpt = None,
 ) -> None:
     """Build the chemistry index beside each shard (pickled molecules, pattern and Morgan fingerprints).
 
-    Only shards that changed since the last build (or have no index) are rebuilt. Records RDKit
-    cannot parse are counted and listed in DIR/index/invalid.tsv.
+    Only shards that changed since the last build, have no index, or whose index file is damaged
+    (its sha256 is checked) are rebuilt. Records RDKit cannot parse are counted and listed in
+    DIR/index/invalid.tsv.
     """
     from workbench.api import open_dataset
 
     ds = open_dataset(dataset)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image, platform=platform)
     report = ds.build_index(force=force, progress=sys.stderr.isatty(), health=stats_json is not None, **opts)
     print(report.summary(), file=sys.stderr)
     if report.stats is not None:
@@ -65,7 +68,7 @@ def substructure(
     smiles: Annotated[bool, typer.Option("--smiles", help="QUERY is SMILES, not SMARTS.")] = False,
     count: CountOpt = False,
     limit: Annotated[Optional[int], typer.Option(
-        "--limit", min=1, help="At most N results (the lowest CIDs, for a dataset in CID order).")] = None,
+        "--limit", min=1, help="At most N results: the N lowest CIDs that match.")] = None,
 ) -> None:
     """Print CID<TAB>SMILES of every record whose molecule has a substructure match for QUERY.
 

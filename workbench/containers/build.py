@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.containers.imagemap import PLATFORMS, ImageMap, ImageSpec
+from workbench.containers.imagemap import PLATFORMS, ImageMap, ImageSpec, arch_base, normalize_arch
 from workbench.errors import WorkbenchError
 from workbench.util.downloads import cache_dir, pip
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import docker
 
 Log = Callable[[str], None]
+#: Progress lines go to this module's logger unless the caller passes its own ``log`` (the CLI: stderr).
+_LOG: Log = logging.getLogger(__name__).info
 
 #: pip ``--platform`` tags of the manylinux wheels each architecture can run (Debian bookworm: glibc 2.36).
 WHEEL_PLATFORMS = {
@@ -33,7 +36,7 @@ WHEEL_PLATFORMS = {
 PYTHON_VERSION = "3.11"  # Debian bookworm's python3
 
 
-def wheelhouse(spec: ImageSpec, arch: str, log: Log = print) -> Path:
+def wheelhouse(spec: ImageSpec, arch: str, log: Log = _LOG) -> Path:
     """``pip download`` the recipe's requirements for ``arch`` (cached)."""
     requirements = spec.recipe / "requirements.txt"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
@@ -82,24 +85,57 @@ def source_digest() -> str:
 
 
 def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info
+    """Leave out bytecode caches and the recipes an installed wheel carries (``workbench/_data``)."""
+    skip = "__pycache__" in info.name or info.name.endswith(".pyc") or info.name.startswith("workbench/_data")
+    return None if skip else info
+
+
+def base_image(client: "docker.DockerClient", spec: ImageSpec, arch: str) -> str:
+    """The local base image to build ``spec`` for a foreign ``arch`` from: its per-architecture tag,
+    else ``spec.base`` if that is of ``arch``."""
+    import docker
+
+    for tag in (arch_base(spec.base, arch), spec.base):
+        try:
+            if image_arch(client.images.get(tag).attrs) == arch:
+                return tag
+        except docker.errors.ImageNotFound:
+            continue
+    raise WorkbenchError(f"no {arch} base image for {spec.name} ({arch_base(spec.base, arch)}): run `workbench "
+                         f"images bootstrap --platform {PLATFORMS[arch]}`, or pull {spec.base} for {PLATFORMS[arch]} "
+                         f"and tag it {arch_base(spec.base, arch)}")
+
+
+def image_arch(attrs: dict[str, Any]) -> str | None:
+    """An image's architecture (its ``Architecture`` and ``Variant``) as the image map names it."""
+    name = attrs.get("Architecture") or ""
+    try:
+        return normalize_arch(f"{name}{attrs.get('Variant') or ''}" if name == "arm" else name)
+    except WorkbenchError:
+        return None
 
 
 def build_image(client: "docker.DockerClient", spec: ImageSpec, arch: str | None = None,
-                log: Log = print) -> str:
-    """Build ``spec`` for ``arch`` (default: the engine's); returns the tag."""
+                log: Log = _LOG) -> str:
+    """Build ``spec`` for ``arch`` (default: the engine's; another one under emulation); returns the tag."""
     from workbench.containers.engine import engine_arch
 
-    arch = arch or engine_arch(client)
+    native = engine_arch(client)
+    arch = arch or native
     tag = spec.tag_for(arch)
+    base = spec.base if arch == native else base_image(client, spec, arch)
     wheels = wheelhouse(spec, arch, log) if spec.wheelhouse else None
-    log(f"{spec.name}: building {tag} for {arch} from {spec.base}")
-    stream = client.api.build(
-        fileobj=build_context(spec, wheels), custom_context=True, tag=tag, buildargs={"BASE": spec.base},
-        network_mode="host", platform=PLATFORMS[arch] if arch != engine_arch(client) else None,
-        rm=True, forcerm=True, pull=False, decode=True,
-        labels={SOURCE_LABEL: source_digest()} if spec.wheelhouse else None,
-    )
+    log(f"{spec.name}: building {tag} for {arch} from {base}")
+    run_build(client, tag, fileobj=build_context(spec, wheels), custom_context=True, buildargs={"BASE": base},
+              network_mode="host", platform=None if arch == native else PLATFORMS[arch],
+              labels={SOURCE_LABEL: source_digest()} if spec.wheelhouse else None)
+    log(f"{spec.name}: built {tag}")
+    return tag
+
+
+def run_build(client: "docker.DockerClient", tag: str, **options: Any) -> None:
+    """One ``docker build`` through the Engine API, never pulling; a failing step -> ``WorkbenchError``."""
+    stream = client.api.build(tag=tag, rm=True, forcerm=True, pull=False, decode=True, **options)
     tail: list[str] = []
     for chunk in stream:
         if "error" in chunk:
@@ -107,11 +143,9 @@ def build_image(client: "docker.DockerClient", spec: ImageSpec, arch: str | None
                 or "not found" in chunk["error"] else ""
             context = f" after: {tail[-1]}" if tail else ""
             raise WorkbenchError(f"building {tag} failed: {chunk['error'].strip()}{hint}{context}")
-        line = chunk.get("stream", "").rstrip()
-        if line:
+        line = chunk.get("stream", "").strip()
+        if line and not line.startswith(("--->", "Removing intermediate container")):
             tail = (tail + [line])[-5:]
-    log(f"{spec.name}: built {tag}")
-    return tag
 
 
 def list_images(client: "docker.DockerClient", imap: ImageMap, arch: str | None = None) -> list[dict[str, Any]]:

@@ -29,16 +29,16 @@ class SimilarityJob(Job):
     columns: ClassVar[tuple[Column, ...]] = (("cid", "int64"), ("smiles", "string"), ("similarity", "double"))
     executor: ClassVar[Literal["threads", "processes"]] = "processes"
 
-    def prepare(self, manifest: "Manifest") -> None:
+    def prepare(self, manifest: "Manifest") -> list[str]:
         from workbench.chem.query import similarity_query
-        from workbench.chem.shards import note_index_coverage
+        from workbench.chem.shards import index_coverage_notes
 
         if not 0.0 <= self.threshold <= 1.0:
             raise QueryError(f"invalid threshold {self.threshold}: must be between 0 and 1")
         if self.top is not None and self.top < 1:
             raise QueryError(f"invalid top {self.top}: must be at least 1")
         similarity_query(self.smiles)
-        note_index_coverage(manifest)
+        return index_coverage_notes(manifest)
 
     def run(self, task: ShardTask) -> ShardOutput:
         import numpy as np
@@ -48,7 +48,7 @@ class SimilarityJob(Job):
         from workbench.chem.shards import indexed_shard, tsv_lines
 
         query = words(morgan_fp(similarity_query(self.smiles)))[0]
-        shard = indexed_shard(task.index_path, task.shard)
+        shard, note = indexed_shard(task.index_path, task.shard)
         if shard is not None:
             columns, counts, valid = shard.morgan()
             sims = tanimoto(columns, counts, query)
@@ -59,7 +59,7 @@ class SimilarityJob(Job):
             sims = tanimoto(np.ascontiguousarray(fps.T), popcounts(fps), query)
             rows = self._best(np.flatnonzero(valid & (sims >= self.threshold)), sims, np.asarray(all_cids))
             cids, smiles = [all_cids[r] for r in rows], [all_smiles[r] for r in rows]
-        return ShardOutput(tsv_lines(cids, smiles, map(repr, sims[rows].tolist())), len(rows))
+        return ShardOutput(tsv_lines(cids, smiles, map(repr, sims[rows].tolist())), len(rows), [note] if note else [])
 
     def _best(self, rows: "np.ndarray", sims: "np.ndarray", cids: "np.ndarray") -> "np.ndarray":
         """``rows`` ordered by similarity (descending) then CID, cut to ``top``."""
