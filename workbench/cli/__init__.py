@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 # `workbench --help` lists commands in the order of the work, grouped in these panels
-ORDER = ["datasets", "ingest", "info",  # Data
+ORDER = ["datasets", "ingest", "info", "verify",  # Data
          "grep", "run",  # Search
          "index", "substructure", "similar",  # Chemistry
          "images",  # Containers

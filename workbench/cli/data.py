@@ -66,7 +66,7 @@ def info(
     Console().print(table)
 
 
-@app.command()
+@app.command(rich_help_panel="Data")
 def verify(
     dataset: DatasetOpt,
     cluster: Annotated[Optional[Path], typer.Option("--cluster", help="Also check every node's copies (cluster file).")] = None,
