@@ -17,7 +17,22 @@ from workbench.cluster.ssh import bounded, raise_first, run, run_sync, session
 from workbench.errors import ClusterError
 from workbench.storage.manifest import Manifest
 
-SCRIPT = (Path(__file__).resolve().parent.parent / "util" / "pagecache.py").read_text()
+# Runs on the node: workbench/util/pagecache.py itself, then this request handler. REQUEST (argv) is
+# {"paths": [...], "drop": bool}; prints {"resident", "bytes", "files", "error"} over the paths that exist.
+SCRIPT = (Path(__file__).resolve().parent.parent / "util" / "pagecache.py").read_text() + r"""
+def _request(argv):
+    import json
+    request = json.loads(argv[0])
+    paths = [p for p in request["paths"] if os.path.isfile(p)]
+    try:
+        if request.get("drop"):
+            drop(paths)
+        cached, total = resident(paths)
+        return {"resident": cached, "bytes": total, "files": len(paths), "error": None}
+    except OSError as exc:
+        return {"resident": None, "bytes": None, "files": len(paths), "error": str(exc)}
+print(__import__("json").dumps(_request(sys.argv[1:])))
+"""
 
 
 class NodeFiles:

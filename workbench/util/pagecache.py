@@ -4,14 +4,13 @@
 whole file, which asks the kernel to evict its pages; ``resident`` maps each file and asks
 ``mincore`` which pages are in memory, so a benchmark records the cache state it really started
 from. Pages mapped by another process may stay (``resident`` then shows it). Standard library
-only: this file's source is also run on cluster nodes (``python -c SOURCE REQUEST``, see ``main``).
+only: this file's source is also run on cluster nodes (``workbench.cluster.pagecache``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
 import mmap
 import os
 import sys
@@ -92,21 +91,3 @@ def resident_fraction(paths: Iterable[str | os.PathLike[str]]) -> float:
     """Share of the files' bytes in the page cache (0.0 for no bytes)."""
     cached, total = resident(list(paths))
     return cached / total if total else 0.0
-
-
-def main(argv: list[str]) -> None:
-    """Node side: ``{"paths": [...], "drop": bool}`` on argv → ``{"resident": R, "bytes": B, "files": N,
-    "error": …}`` over the paths that exist there."""
-    request = json.loads(argv[0])
-    paths = [p for p in request["paths"] if os.path.isfile(p)]
-    try:
-        if request.get("drop"):
-            drop(paths)
-        cached, total = resident(paths)
-        print(json.dumps({"resident": cached, "bytes": total, "files": len(paths), "error": None}))
-    except OSError as exc:
-        print(json.dumps({"resident": None, "bytes": None, "error": str(exc)}))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
