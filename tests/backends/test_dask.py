@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,16 +18,17 @@ from tests.helpers import require
 BIN = Path(sys.executable).parent
 
 
-@contextmanager
-def dask_processes(tmp: Path, workers: int, dashboard: bool = False, env: dict[str, str] | None = None):
-    """A ``dask scheduler`` on loopback and ``workers`` single-threaded ``dask worker`` processes; yields
-    the scheduler's address once they joined."""
+@contextlib.contextmanager
+def dask_processes(tmp: Path, workers: int = 2, dashboard: bool = False, env: dict[str, str] | None = None):
+    """A ``dask scheduler`` on loopback and ``workers`` single-threaded ``dask worker`` processes (one nanny
+    each); yields the scheduler's address once they joined."""
     require("dask", (BIN / "dask").exists(), "the `dask` command is not installed")
+    env = {**os.environ, **(env or {})}
     sched_file = tmp / "scheduler.json"
     board = ["--dashboard-address", "127.0.0.1:0"] if dashboard else ["--no-dashboard"]
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", *board,
                                "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
     try:
         deadline = time.time() + 60
         while not sched_file.exists() and time.time() < deadline:
@@ -35,7 +36,7 @@ def dask_processes(tmp: Path, workers: int, dashboard: bool = False, env: dict[s
         procs.append(subprocess.Popen([str(BIN / "dask"), "worker", "--scheduler-file", str(sched_file),
                                        "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env={**os.environ, **(env or {})}))
+                                      env=env))
         address = json.loads(sched_file.read_text())["address"]
         from distributed import Client
 
@@ -55,7 +56,7 @@ def dask_processes(tmp: Path, workers: int, dashboard: bool = False, env: dict[s
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     """A scheduler and two single-threaded worker processes on loopback."""
-    with dask_processes(tmp_path_factory.mktemp("dask"), 2, env={"WORKBENCH_NODE": "dask-test-node"}) as address:
+    with dask_processes(tmp_path_factory.mktemp("dask"), env={"WORKBENCH_NODE": "dask-test-node"}) as address:
         yield address
 
 

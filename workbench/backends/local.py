@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.backends.base import Backend
+from workbench.backends.retry import RetryPolicy, ShardFailure
 from workbench.backends.threads import stream_threads
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 from workbench.jobs.proc import kill_running
@@ -40,24 +41,26 @@ class LocalBackend(Backend):
         self._cluster: Any = None
         self._dashboard = self._on_processes = False
 
-    def map_shards(self, job: Job, root: Path, manifest: "Manifest") -> Iterator[ShardResult]:
+    def map_shards(self, job: Job, root: Path, manifest: "Manifest",
+                   policy: RetryPolicy = RetryPolicy()) -> Iterator[ShardResult | ShardFailure]:
         tasks = self.tasks(root, manifest.shards)
         self._on_processes = job.executor != "threads"
         if job.executor == "threads":
-            return self._threaded(job, tasks)
-        return self._processes(job, tasks)
+            return self._threaded(job, tasks, policy)
+        return self._processes(job, tasks, policy)
 
     # -- threads: a thread pool driving subprocesses -----------------------------------------
-    def _threaded(self, job: Job, tasks: list[ShardTask]) -> Iterator[ShardResult]:
+    def _threaded(self, job: Job, tasks: list[ShardTask], policy: RetryPolicy) -> Iterator[ShardResult | ShardFailure]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="workbench")
-        return stream_threads(self._pool, lambda task: run_shard(job, task), tasks, on_stop=kill_running)
+        return stream_threads(self._pool, lambda task, _: run_shard(job, task), tasks, on_stop=kill_running,
+                              policy=policy)
 
     # -- processes: a cached distributed LocalCluster --------------------------------------
-    def _processes(self, job: Job, tasks: list[ShardTask]) -> Iterator[ShardResult]:
+    def _processes(self, job: Job, tasks: list[ShardTask], policy: RetryPolicy) -> Iterator[ShardResult | ShardFailure]:
         from workbench.backends.dask import stream_futures
 
-        return stream_futures(self.client(), job, [(t, None) for t in tasks])
+        return stream_futures(self.client(), job, [(t, None) for t in tasks], policy)
 
     def client(self) -> Any:
         """The process cluster's client, started on first use."""
@@ -67,12 +70,17 @@ class LocalBackend(Backend):
             from distributed import Client, LocalCluster
 
             logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO chatter on our stderr
+            # a task whose worker died is the run's to retry (or report), not the scheduler's to log
+            logging.getLogger("distributed.scheduler").addFilter(
+                lambda record: "workers died while trying to run it" not in record.getMessage())
             # the scheduler's HTTP endpoint on an ephemeral port: no clash with another cluster's 8787;
-            # the dashboard (bokeh, +0.7 s start-up) only in a notebook, where its link is one click away
+            # the dashboard (bokeh, +0.7 s start-up) only in a notebook, where its link is one click away.
+            # allowed_failures=0: a task whose worker dies comes back as KilledWorker at once, so
+            # the run's own retry policy (not the scheduler's) decides whether to run it again
             self._dashboard = in_notebook() and dashboard_available()
-            where = {"dashboard_address": ":0"} if self._dashboard else {
-                "dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
+            where = {"dashboard_address": ":0"} if self._dashboard else {"dashboard_address": None}
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                         scheduler_kwargs={"dashboard_address": ":0", "allowed_failures": 0},
                                          silence_logs=logging.ERROR, **where)
             self._client = Client(self._cluster, set_as_default=False)
         return self._client

@@ -60,18 +60,18 @@ def live_node_workers(cluster_file: str, only: Sequence[str] | None = None) -> d
     return {node: names for node, names in by_node.items() if names}
 
 
-def locality_tasks(root: Path, manifest: Manifest, cluster_file: str,
-                   only: Sequence[str] | None = None) -> list[tuple[ShardTask, list[str] | None]]:
-    """Shard tasks for the cluster's Dask workers, each restricted to workers of nodes holding the shard
-    (``only``: and to workers of these nodes)."""
+def locality_tasks(root: Path, manifest: Manifest, cluster_file: str, live: set[str],
+                   exclude: set[str] | frozenset[str] = frozenset()) -> list[tuple[ShardTask, list[str] | None]]:
+    """Shard tasks for the cluster's Dask workers, each restricted to the ``live`` workers of nodes
+    holding the shard (but the nodes in ``exclude``)."""
+    from workbench.cluster.daskcluster import worker_names
+
     cluster = load_cluster(cluster_file)
-    by_node = live_node_workers(cluster_file, only)
-    if only is not None and not by_node:
-        raise ClusterError(f"none of the nodes {', '.join(only)} has a Dask worker connected")
-    usable = set(by_node)
+    by_node = {node: [w for w in names if w in live] for node, names in worker_names(cluster_file).items()}
+    usable = {node for node, names in by_node.items() if names and node not in exclude}
     tasks: list[tuple[ShardTask, list[str] | None]] = []
     for shard, node_root, nodes in shard_holders(manifest, cluster, usable):
-        anywhere = manifest.placement["mode"] == "shared" and set(nodes) == usable and only is None
+        anywhere = manifest.placement["mode"] == "shared" and set(nodes) == usable and not exclude
         workers = None if anywhere else [w for n in nodes for w in by_node[n]]
         tasks.append((ShardTask(node_root, shard), workers))
     return tasks

@@ -69,7 +69,7 @@ def build_context(spec: ImageSpec, wheels: Path | None) -> io.BytesIO:
 
 
 #: What the Python worker runs; an image carrying an older copy gives other results than the host.
-WORKER_SOURCES = ("errors.py", "jobs", "chem", "storage", "containers/worker.py")
+WORKER_SOURCES = ("errors.py", "util", "jobs", "chem", "storage", "containers/worker.py")
 SOURCE_LABEL = "org.workbench.source"
 
 

@@ -1,12 +1,13 @@
 """Progress of a run: a rich bar on a terminal's stderr, an HTML bar updated in place in Jupyter.
 
-Both show shards done/total, MB/s, hits and the time left, and the Dask dashboard link when the
-backend has one (on a terminal it is printed once, above the bar).
+Both show shards done/total, MB/s, hits and the time left, and the Dask dashboard link once the
+backend has one (``dashboard`` is asked again until it answers; a terminal prints it once, above the bar).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from workbench.runner.stats import RunStats
@@ -16,8 +17,16 @@ from workbench.util.html import esc
 class Progress:
     """Shown while shards finish: ``update()`` after each, ``close()`` at the end."""
 
-    def __init__(self, stats: RunStats, dashboard: str | None = None):
-        self.stats, self.dashboard, self.start = stats, dashboard, time.perf_counter()
+    def __init__(self, stats: RunStats, dashboard: Callable[[], str | None] = lambda: None):
+        self.stats, self.start = stats, time.perf_counter()
+        self._dashboard = dashboard
+        self.link: str | None = None
+
+    def dashboard(self) -> str | None:
+        """The dashboard link, asked for until the backend has started and knows it."""
+        if self.link is None:
+            self.link = self._dashboard()
+        return self.link
 
     def rate(self) -> str:
         s = self.stats
@@ -32,15 +41,13 @@ class Progress:
 class TerminalProgress(Progress):
     """A transient rich progress bar on stderr."""
 
-    def __init__(self, stats: RunStats, dashboard: str | None = None):
+    def __init__(self, stats: RunStats, dashboard: Callable[[], str | None] = lambda: None):
         super().__init__(stats, dashboard)
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
         console = Console(stderr=True)
-        if dashboard:
-            console.print(f"dask dashboard: {dashboard}", highlight=False)
         self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                                 console=console, transient=True)
@@ -48,6 +55,8 @@ class TerminalProgress(Progress):
         self.bar.start()
 
     def update(self) -> None:
+        if self.link is None and self.dashboard():
+            self.bar.console.print(f"dask dashboard: {self.link}", highlight=False)
         self.bar.update(self.task, advance=1, rate=self.rate())
 
     def close(self) -> None:
@@ -57,7 +66,7 @@ class TerminalProgress(Progress):
 class NotebookProgress(Progress):
     """An HTML ``<progress>`` bar in the notebook's output, updated in place (at most 5 times a second)."""
 
-    def __init__(self, stats: RunStats, dashboard: str | None = None):
+    def __init__(self, stats: RunStats, dashboard: Callable[[], str | None] = lambda: None):
         super().__init__(stats, dashboard)
         from IPython.display import HTML, display
 
@@ -73,7 +82,8 @@ class NotebookProgress(Progress):
         if not done and finished:
             left = f" · {elapsed / finished * (s.shards_total - finished):.0f} s left"
         state = f"done in {elapsed:.2f} s" if done else f"{elapsed:.1f} s{left}"
-        link = (f' · <a href="{esc(self.dashboard)}" target="_blank">Dask dashboard</a>' if self.dashboard else "")
+        url = self.dashboard()
+        link = f' · <a href="{esc(url)}" target="_blank">Dask dashboard</a>' if url else ""
         return (f'<div class="workbench-progress"><progress value="{finished}" max="{max(s.shards_total, 1)}" '
                 f'style="width:16em;vertical-align:middle"></progress> '
                 f"<b>{esc(s.job)}</b> {finished}/{s.shards_total} shards · {esc(self.rate())} · {state}{link}</div>")
@@ -88,7 +98,7 @@ class NotebookProgress(Progress):
         self.handle.update(self._html(self.render(done=True)))
 
 
-def progress_for(stats: RunStats, dashboard: str | None = None) -> Progress:
+def progress_for(stats: RunStats, dashboard: Callable[[], str | None] = lambda: None) -> Progress:
     """The progress display that suits where we run: Jupyter or a terminal."""
     from workbench.util.notebook import in_notebook
 
