@@ -36,7 +36,7 @@ def dask_processes(tmp: Path, workers: int = 2, dashboard: bool = False, env: di
         procs.append(subprocess.Popen([str(BIN / "dask"), "worker", "--scheduler-file", str(sched_file),
                                        "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env=env))
+                                      env={**env, "WORKBENCH_NODE": "dask-test-node"}))
         address = json.loads(sched_file.read_text())["address"]
         from distributed import Client
 
@@ -56,7 +56,7 @@ def dask_processes(tmp: Path, workers: int = 2, dashboard: bool = False, env: di
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     """A scheduler and two single-threaded worker processes on loopback."""
-    with dask_processes(tmp_path_factory.mktemp("dask"), env={"WORKBENCH_NODE": "dask-test-node"}) as address:
+    with dask_processes(tmp_path_factory.mktemp("dask")) as address:
         yield address
 
 
