@@ -69,10 +69,11 @@ class SubstructureJob(Job):
 
 
 def _match_index(shard: "LoadedShard", query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:
-    from workbench.chem.fingerprints import pattern_fp, screen, words
+    from workbench.chem.fingerprints import screen
     from workbench.chem.loaded import CACHE
+    from workbench.chem.screening import query_screen
 
-    rows = screen(shard.pattern(), words(pattern_fp(query))[0])
+    rows = screen(shard.pattern(), query_screen(query))
     return shard.records(shard.match(rows, query, allowance=CACHE.room(), limit=limit))
 
 
