@@ -2,7 +2,8 @@
 
 Radius 2, 2048 bits, as ``DataStructs.BulkTanimotoSimilarity`` computes it, vectorised over the
 whole shard (numpy popcount over uint64 words). Results sorted by similarity (descending, then
-CID); ``top`` keeps the K best over all shards.
+CID); ``top`` keeps the K best over all shards. As in chemfp, ``top`` alone means the K nearest
+(threshold 0); without ``top`` the threshold defaults to ``DEFAULT_THRESHOLD``.
 """
 
 from __future__ import annotations
@@ -19,15 +20,22 @@ if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
 
 
+DEFAULT_THRESHOLD = 0.7
+
+
 @dataclass
 class SimilarityJob(Job):
     smiles: str
-    threshold: float = 0.7
+    threshold: float | None = None  # None: 0 with ``top`` (the K nearest), else DEFAULT_THRESHOLD
     top: int | None = None
 
     name: ClassVar[str] = "similar"
     columns: ClassVar[tuple[Column, ...]] = (("cid", "int64"), ("smiles", "string"), ("similarity", "double"))
     executor: ClassVar[Literal["threads", "processes"]] = "processes"
+
+    def __post_init__(self) -> None:
+        if self.threshold is None:
+            self.threshold = 0.0 if self.top is not None else DEFAULT_THRESHOLD
 
     def prepare(self, manifest: "Manifest") -> None:
         from workbench.chem.query import similarity_query
