@@ -106,10 +106,10 @@ def main() -> None:
 
     from rdkit import Chem, RDLogger
 
+    from workbench.chem.indexing import build_shard_index
     from workbench.chem.loaded import CACHE
     from workbench.jobs.base import ShardTask
     from workbench.jobs.substructure import SubstructureJob
-    from workbench.storage.index import build_shard_index
 
     RDLogger.DisableLog("rdApp.*")
     raw = real_smiles(args.molecules)[: args.molecules]

@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rdkit import Chem
 
-from workbench.chem.fingerprints import popcounts, words
+from workbench.chem.fingerprints import words
 from workbench.chem.molecules import match_pickles, mol_from_pickle
+from workbench.chem.similarity import MorganSearch
 from workbench.storage.index import FP_BYTES, FP_WORDS
 
 MOL_BYTES = 16_000  # resident cost of one decoded drug-sized molecule (measured), for the cache budget
@@ -52,35 +53,35 @@ class LoadedShard:
         self.nbytes = self.cids.nbytes
         self._smiles: pa.ChunkedArray | None = None
         self._pattern: np.ndarray | None = None
-        self._morgan: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._morgan: MorganSearch | None = None
         self._pickles: pa.BinaryArray | None = None
         self._mols: list[Chem.Mol | None] = []
         self._valid: list[bool] = []
 
-    def _fingerprints(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """Transposed words ``(FP_WORDS, n)`` with null rows zeroed, and the mask of valid rows."""
+    def _fingerprint_bytes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw fingerprints ``(n, FP_BYTES)`` uint8 with null rows zeroed, and the mask of valid rows."""
         col = self._file.read(columns=[column])[column].combine_chunks()
         valid = col.is_valid().to_numpy(zero_copy_only=False)
         if col.null_count:
             col = col.fill_null(pa.scalar(b"\0" * FP_BYTES, type=col.type))
         if self.n == 0:
-            return np.zeros((FP_WORDS, 0), dtype=np.uint64), valid
+            return np.zeros((0, FP_BYTES), dtype=np.uint8), valid
         raw = np.frombuffer(col.buffers()[1], dtype=np.uint8)[col.offset * FP_BYTES:(col.offset + self.n) * FP_BYTES]
-        return np.ascontiguousarray(words(raw, self.n).T), valid
+        return raw.reshape(self.n, FP_BYTES), valid
 
     def pattern(self) -> np.ndarray:
         """Pattern fingerprints, transposed ``(FP_WORDS, n)``; unparsable rows are all zero."""
         if self._pattern is None:
-            self._pattern, _ = self._fingerprints("pattern")
+            raw, _ = self._fingerprint_bytes("pattern")
+            self._pattern = np.ascontiguousarray(words(raw, self.n).T) if self.n else np.zeros((FP_WORDS, 0), np.uint64)
             self.nbytes += self._pattern.nbytes
         return self._pattern
 
-    def morgan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Transposed Morgan words ``(FP_WORDS, n)``, popcounts, valid-row mask."""
+    def morgan(self) -> MorganSearch:
+        """The valid rows' Morgan fingerprints, sorted by popcount for Tanimoto search."""
         if self._morgan is None:
-            columns, valid = self._fingerprints("morgan")
-            self._morgan = (columns, popcounts(columns.T), valid)
-            self.nbytes += columns.nbytes + self._morgan[1].nbytes
+            self._morgan = MorganSearch(*self._fingerprint_bytes("morgan"))
+            self.nbytes += self._morgan.nbytes
         return self._morgan
 
     def match(self, rows: np.ndarray, query: Chem.Mol, allowance: int, limit: int | None = None) -> list[int]:
