@@ -16,7 +16,7 @@ from tests.chem.smarts_fuzz import generate
 from tests.helpers import require
 
 #: Molecules that stress the molecule side: query bonds, isotopes, charges, dummies, explicit H.
-EDGE_SMILES = ["C~C", "CC~O", "c1ccccc1~C", "[13CH3]C", "[2H]C([2H])([2H])O", "C[N+](C)(C)C", "*C", "[1*]CC",
+EDGE_SMILES = ["C~C", "CC~O", "C:C", "CC:CC", "c1ccccc1~C", "[13CH3]C", "[2H]C([2H])([2H])O", "C[N+](C)(C)C", "*C", "[1*]CC",
                "[H][H]", "[H]C([H])([H])[H]", "[NH4+]", "[O-][N+](=O)c1ccccc1", "C=C=C", "C#N", "c1ccc2c(c1)-c1ccccc1-2",
                "C1CC1", "C12C3C1C23", "[Na+].[Cl-]", "[Fe]", "O=[Se]=O", "CC(=O)[O-].[K+]", "c1cc[se]c1", "B1OCCO1",
                "FC(F)(F)S(=O)(=O)N", "C/C=C/C", "N[C@@H](C)C(=O)O", "[C-]#[O+]", "CC1=CC=CC=C1", "C1=CC=CN1"]
@@ -114,7 +114,7 @@ def test_molecules_with_query_features_are_never_screened_out():
 
     from workbench.chem.screening import ALL_BITS, molecule_pattern_fp, molecule_screenable
 
-    for smiles in ["C~C", "c1ccccc1~C"]:
+    for smiles in ["C~C", "c1ccccc1~C", "C:C"]:  # query bond; aromatic bond between aliphatic atoms
         mol = Chem.MolFromSmiles(smiles)
         assert not molecule_screenable(mol) and molecule_pattern_fp(mol) == ALL_BITS
     assert molecule_screenable(Chem.MolFromSmiles("c1ccccc1CC"))

@@ -221,18 +221,19 @@ def query_screen(query: Chem.Mol) -> np.ndarray:
 def molecule_screenable(mol: Chem.Mol) -> bool:
     """True when the pattern fingerprint of ``mol`` holds every bit a screen graph may ask for:
     no query atoms or bonds, no UNSPECIFIED bonds (they match any plain query bond), aromatic flags
-    that agree with bond types, aromatic bonds between aromatic atoms only."""
-    for atom in mol.GetAtoms():
-        if atom.HasQuery():
-            return False
+    that agree with bond types, aromatic bonds between aromatic atoms only (``C:C`` has one)."""
+    if mol.HasQuery():
+        return False
     for bond in mol.GetBonds():
         kind = bond.GetBondType()
-        aromatic = bond.GetIsAromatic()
-        if bond.HasQuery() or kind == Chem.BondType.UNSPECIFIED or aromatic != (kind == Chem.BondType.AROMATIC):
+        if kind == _UNSPECIFIED_TYPE or bond.GetIsAromatic() != (kind == _AROMATIC_TYPE):
             return False
-        if aromatic and not (bond.GetBeginAtom().GetIsAromatic() and bond.GetEndAtom().GetIsAromatic()):
-            return False
-    return True
+    return not mol.HasSubstructMatch(_AROMATIC_BOND_TO_ALIPHATIC)
+
+
+_UNSPECIFIED_TYPE = Chem.BondType.UNSPECIFIED
+_AROMATIC_TYPE = Chem.BondType.AROMATIC
+_AROMATIC_BOND_TO_ALIPHATIC = Chem.MolFromSmarts("[A]:*")
 
 
 def molecule_pattern_fp(mol: Chem.Mol) -> bytes:
