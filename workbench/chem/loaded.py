@@ -1,9 +1,11 @@
 """Index shards loaded in a worker process, kept between queries (bounded LRU cache).
 
-Workers are long-lived processes, so the second query on a shard skips reading Parquet and
-decoding molecules: fingerprints stay as numpy words, molecules decoded from their pickles stay
-as ``Chem.Mol`` objects (about 16 kB each), within ``WORKBENCH_CHEM_CACHE_MB`` per process
-(default: a third of RAM divided by the number of cores).
+Workers are long-lived processes, so the second query on a shard skips reading Parquet:
+fingerprints stay as numpy arrays and pickles as an Arrow column, within ``WORKBENCH_CHEM_CACHE_MB``
+per process (default: a third of RAM divided by the number of cores). Molecules decoded from their
+pickles (about 24 kB each, against ~320 bytes pickled) are kept only within a small fixed budget,
+``WORKBENCH_CHEM_MOL_CACHE_MB`` (default 64 MB per process); the rest are decoded and matched
+inside RDKit on each query.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from workbench.chem.molecules import match_pickles, mol_from_pickle
 from workbench.chem.similarity import MorganSearch
 from workbench.storage.index import FP_BYTES, FP_WORDS
 
-MOL_BYTES = 16_000  # resident cost of one decoded drug-sized molecule (measured), for the cache budget
+MOL_BYTES = 24_000  # resident cost of one decoded drug-sized molecule (measured on MOSES), for the budgets
+MOL_CACHE_MB = 64  # default budget for decoded molecules per process
 
 FileKey = tuple[str, int, int, int]  # real path, inode, size, mtime: one version of one file
 
@@ -32,6 +35,11 @@ def cache_budget() -> int:
         return int(float(os.environ["WORKBENCH_CHEM_CACHE_MB"]) * 1e6)
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return ram // (3 * (os.cpu_count() or 1))
+
+
+def mol_cache_budget() -> int:
+    """Bytes of decoded molecules a worker process may keep: ``WORKBENCH_CHEM_MOL_CACHE_MB``."""
+    return int(float(os.environ.get("WORKBENCH_CHEM_MOL_CACHE_MB", MOL_CACHE_MB)) * 1e6)
 
 
 def file_key(path: str) -> FileKey | None:
@@ -56,6 +64,7 @@ class LoadedShard:
         self._morgan: MorganSearch | None = None
         self._pickles: pa.BinaryArray | None = None
         self._mols: list[Chem.Mol | None] = []
+        self.decoded_bytes = 0  # of the decoded molecules kept
         self._valid: list[bool] = []
 
     def _fingerprint_bytes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +125,7 @@ class LoadedShard:
                 if keep > 0:
                     cached[i], keep = mol, keep - 1
                     self.nbytes += MOL_BYTES
+                    self.decoded_bytes += MOL_BYTES
             if mol.HasSubstructMatch(query):
                 hits.append(i)
                 if limit is not None and len(hits) >= limit:
@@ -177,8 +187,9 @@ class ShardCache:
         return sum(s.nbytes for s in self._shards.values())
 
     def room(self) -> int:
-        """Bytes still free for decoded molecules."""
-        return max(0, cache_budget() - self.used())
+        """Bytes still free for decoded molecules (both budgets)."""
+        decoded = sum(s.decoded_bytes for s in self._shards.values())
+        return max(0, min(cache_budget() - self.used(), mol_cache_budget() - decoded))
 
     def clear(self) -> None:
         while self._shards:
