@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -66,7 +67,7 @@ def test_count_prints_one_total(dataset):
 @pytest.mark.parametrize("args,message", [
     (["C(", "-E"], "error: invalid pattern 'C(': grep: Unmatched ( or \\(\n"),
     (["C", "-F", "-E"], "error: -F and -E cannot be combined\n"),
-    (["C", "--engine", "perl"], "error: unknown grep engine 'perl' (choose from gnu, ripgrep, busybox)\n"),
+    (["C", "--engine", "perl"], "error: unknown grep engine 'perl' (choose from auto, gnu, ripgrep, busybox)\n"),
     (["C", "--backend", "local", "--scheduler", "tcp://x:1"], "error: --scheduler needs --backend dask\n"),
     (["C", "-o", "out.csv"], "error: cannot write 'out.csv': output suffix must be one of .tsv, .jsonl, .parquet\n"),
 ])
@@ -159,3 +160,26 @@ def _greps(marker: str) -> list[str]:
         if proc.name.isdigit() and argv[0].endswith(b"grep") and marker.encode() in argv:
             pids.append(proc.name)
     return pids
+
+
+def test_auto_engine_runs_ripgrep_for_fixed_strings_on_ascii_shards(dataset, tmp_path):
+    """``auto`` picks ripgrep only where its lines are provably GNU grep's; ``--engine gnu`` forces GNU grep."""
+    from workbench.jobs.grep import GrepJob
+
+    require("engines", shutil.which("rg") is not None, "rg is not installed")
+    shards = dataset.manifest.shards
+    assert shards and all(s.ascii for s in shards)  # SMILES and CIDs are ASCII: ingest records it per shard
+    assert {GrepJob("C(=O)N", fixed=True).engine_for(s) for s in shards} == {"ripgrep"}
+    assert {GrepJob("cl", fixed=True, ignore_case=True).engine_for(s) for s in shards} == {"ripgrep"}
+    assert {GrepJob("C(=O)N", fixed=True, engine="gnu").engine_for(s) for s in shards} == {"gnu"}
+    assert {GrepJob("C(=O)N").engine_for(s) for s in shards} == {"gnu"}  # a regex: GNU grep's dialect
+    assert {GrepJob("Cl|Br", extended=True).engine_for(s) for s in shards} == {"gnu"}
+    assert GrepJob("C\u00e9", fixed=True).engine_for(shards[0]) == "gnu"  # a non-ASCII pattern
+    older = replace(shards[0], ascii=None)  # a dataset ingested before the flag existed
+    assert GrepJob("C(=O)N", fixed=True).engine_for(older) == "gnu"
+    for flags in (["-F"], ["-F", "-i"], ["-F", "-c"]):
+        for engine in ("auto", "gnu"):
+            proc = grep_cli(dataset, *flags, "--engine", engine, "--", "c1ccccc1")
+            expected = gnu_grep(shard_files(dataset.directory), *flags[:2] if "-i" in flags else ["-F"], "-e", "c1ccccc1")
+            got = proc.stdout.splitlines()
+            assert (got == [str(len(expected)).encode()]) if "-c" in flags else (sorted(got) == expected)

@@ -20,14 +20,16 @@ _LAZY = {
     "ingest": "workbench.api",
     "fetch_dataset": "workbench.api",
     "build_index": "workbench.api",
+    "verify": "workbench.api",
     "WorkbenchError": "workbench.errors",
+    "WorkbenchNote": "workbench.errors",
     "get_backend": "workbench.backends",
 }
 
 if TYPE_CHECKING:
-    from workbench.api import Dataset, build_index, fetch_dataset, ingest, open_dataset
+    from workbench.api import Dataset, build_index, fetch_dataset, ingest, open_dataset, verify
     from workbench.backends import get_backend
-    from workbench.errors import WorkbenchError
+    from workbench.errors import WorkbenchError, WorkbenchNote
 
 
 def __getattr__(name: str) -> Any:
@@ -38,5 +40,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 
-__all__ = ["Dataset", "WorkbenchError", "__version__", "build_index", "fetch_dataset", "get_backend", "ingest",
-           "open_dataset"]
+__all__ = ["Dataset", "WorkbenchError", "WorkbenchNote", "__version__", "build_index", "fetch_dataset", "get_backend",
+           "ingest", "open_dataset", "verify"]

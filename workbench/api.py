@@ -1,4 +1,4 @@
-"""The public API (the top of the library): ``Dataset``, ``open_dataset``, ``ingest``, ``fetch_dataset``.
+"""The public API (the top of the library): ``Dataset``, ``open_dataset``, ``ingest``, ``fetch_dataset``, ``verify``.
 
 A ``Dataset`` is an ingested directory of shards and the searches a notebook runs on it. Every
 search goes through ``Dataset.run`` (a ``workbench.runner.Run``), as the CLI's do, so both give the
@@ -73,14 +73,18 @@ class Dataset:
         return self.run(job, **run_options).table()
 
     def grep(self, pattern: str, *, fixed: bool = False, extended: bool = False, ignore_case: bool = False,
-             engine: str = "gnu", **run_options: Any) -> "pa.Table":
+             engine: str = "auto", **run_options: Any) -> "pa.Table":
         """Lines matching ``pattern`` (real grep per shard) as a table of ``cid``, ``smiles``."""
         return self.table(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
 
     def grep_batches(self, pattern: str, *, fixed: bool = False, extended: bool = False,
-                     ignore_case: bool = False, engine: str = "gnu", **run_options: Any) -> Iterator["pa.RecordBatch"]:
+                     ignore_case: bool = False, engine: str = "auto", **run_options: Any) -> Iterator["pa.RecordBatch"]:
         """Streaming form of ``grep``: one record batch per finished shard."""
         return self.batches(_grep_job(pattern, fixed, extended, ignore_case, engine), **run_options)
+
+    def verify(self, cluster: str | os.PathLike[str] | None = None) -> "VerifyReport":
+        """Check every file's sha256 here and (``cluster``) on every node holding a copy."""
+        return verify(self, cluster)
 
     # -- chemistry (RDKit) -------------------------------------------------------------
     def build_index(self, *, force: bool = False, **run_options: Any) -> Any:
@@ -134,7 +138,7 @@ def _similarity_job(smiles: str, threshold: float | None, top: int | None) -> Jo
 def index_state(dataset: Dataset) -> str:
     """'none', 'complete' or 'partial (k/n shards)' for the chemistry index."""
     shards = dataset.manifest.shards
-    built = sum((dataset.directory / s.index_path).exists() for s in shards)
+    built = sum(bool(s.index_sha256) and (dataset.directory / s.index_path).exists() for s in shards)
     if not dataset.manifest.index or built == 0:
         return "none"
     return "complete" if built == len(shards) else f"partial ({built}/{len(shards)} shards)"
@@ -195,7 +199,7 @@ def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "loca
         try:
             for result in run:
                 shard = manifest.shard(result.shard)
-                built[shard.name] = {"sha256": shard.sha256, "records": shard.records, "invalid": result.hits}
+                built[shard.name] = index_files.built_entry(root, shard, result.hits)
         finally:  # keep what finished, even when interrupted
             if built or reset:
                 index_files.record_built(manifest, built, reset)
@@ -208,3 +212,43 @@ def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "loca
     return IndexReport(shards=len(manifest.shards), built=len(todo), up_to_date=len(manifest.shards) - len(todo),
                        records=manifest.records, invalid=invalid,
                        invalid_list=index_files.write_invalid_list(root, invalid), stats=stats)
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` checked: files here and on the nodes, and every problem found."""
+
+    dataset: str
+    files: int
+    node_files: int
+    nodes: list[str]
+    problems: list[Any]  # workbench.storage.integrity.Problem
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        where = f"{self.files} files here" + (f" and {self.node_files} copies on {len(self.nodes)} nodes"
+                                               if self.nodes else "")
+        verdict = "all intact" if self.intact else f"{len(self.problems)} bad (listed on stdout)"
+        return f"verified the sha256 of {where}: {verdict}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "intact": self.intact, "files": self.files, "node_files": self.node_files,
+                "nodes": self.nodes, "problems": [p.to_dict() for p in self.problems]}
+
+
+def verify(dataset: "Dataset | str | os.PathLike[str]", cluster: str | os.PathLike[str] | None = None) -> VerifyReport:
+    """The sha256 of every shard and index file here and, with ``cluster``, of every copy on its node."""
+    from workbench.storage.integrity import verify_local
+
+    ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+    files, problems = verify_local(ds.directory, ds.manifest)
+    node_files, nodes = 0, list[str]()
+    if cluster is not None:
+        from workbench.cluster.verify import verify_nodes
+
+        node_files, nodes, remote = verify_nodes(ds.directory, ds.manifest, cluster)
+        problems += remote
+    return VerifyReport(str(ds.directory), len(files), node_files, nodes, problems)

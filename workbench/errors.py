@@ -39,3 +39,8 @@ class IndexError_(WorkbenchError):
 
 class ClusterError(WorkbenchError):
     """Cluster file, SSH, placement or testbed problem."""
+
+
+class WorkbenchNote(UserWarning):
+    """Something the caller should know about a run that still gives exact results (no index, a
+    damaged index file searched by text). Also kept in ``Run.notes``; the CLI prints ``note: …``."""

@@ -13,8 +13,9 @@ import pytest
 
 import workbench as wb
 from tests.helpers import gnu_grep, shard_files
-from workbench.errors import JobError, QueryError
+from workbench.errors import DatasetError, JobError, QueryError
 from workbench.jobs.grep import GrepJob
+from workbench.runner import open_backend
 
 PANEL = [
     ("C(=O)N", ["-F"]),
@@ -72,9 +73,23 @@ class BackendConformance:
             nci_dataset.grep("C(", extended=True, **run_options)
 
     def test_failing_shard_is_named(self, nci_dataset, run_options, tmp_path):
+        """A shard that fails on the backend (here: gone after the run's own checks) is named."""
         copy = tmp_path / "broken"
         shutil.copytree(nci_dataset.directory, copy)
-        victim = wb.open_dataset(copy).manifest.shards[1]
+        ds = wb.open_dataset(copy)
+        victim = ds.manifest.shards[1]
         Path(copy, victim.path).unlink()
+        options = dict(run_options)
+        backend = open_backend(options.pop("backend", "local"), **options)
         with pytest.raises(JobError, match=victim.name):
-            wb.open_dataset(copy).grep("C", **run_options)
+            list(backend.map_shards(GrepJob("C"), copy, ds.manifest))
+
+    def test_changed_shard_is_refused_before_running(self, nci_dataset, run_options, tmp_path):
+        copy = tmp_path / "changed"
+        shutil.copytree(nci_dataset.directory, copy)
+        ds = wb.open_dataset(copy)
+        victim = ds.manifest.shards[1]
+        with open(copy / victim.path, "ab") as fh:
+            fh.write(b"1\tC\n")
+        with pytest.raises(DatasetError, match=f"shard {victim.name}: .* bytes but the manifest says .*workbench verify"):
+            ds.grep("C", **run_options)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.chem.conftest import indexed_copy, read_records, substructure_truth
-from workbench.errors import IndexError_
+from workbench.errors import IndexError_, WorkbenchNote
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_incremental_rebuild_of_changed_and_missing_shards(indexed):
     assert sorted(zip(got["cid"].to_pylist(), got["smiles"].to_pylist())) == substructure_truth(records, "*")
 
 
-def test_stale_shard_is_searched_from_text(indexed, capsys):
+def test_stale_shard_is_searched_from_text(indexed):
     from workbench.storage.manifest import write_manifest
 
     shard = indexed.manifest.shards[0]
@@ -115,9 +115,9 @@ def test_stale_shard_is_searched_from_text(indexed, capsys):
     write_manifest(indexed.directory, indexed.manifest)
     indexed.reload()
     records = read_records(indexed.directory)
-    got = indexed.substructure("*")
+    with pytest.warns(WorkbenchNote, match=r"^1 of \d+ shards are not indexed"):
+        got = indexed.substructure("*")
     assert sorted(zip(got["cid"].to_pylist(), got["smiles"].to_pylist())) == substructure_truth(records, "*")
-    assert "1 of" in capsys.readouterr().err
 
 
 def _record_index_param(ds, field, value) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.chem.conftest import similarity_truth
-from workbench.errors import QueryError
+from workbench.errors import QueryError, WorkbenchNote
 
 QUERIES = ["OC(=O)c1ccccc1", "CC(=O)Nc1ccc(O)cc1", "c1ccc2ncccc2c1", "CN1CCN(CC1)C"]
 
@@ -41,10 +41,10 @@ def test_on_moses(moses_indexed, moses_records):
     assert rows(moses_indexed.similar(query, threshold=0.0, top=20)) == similarity_truth(moses_records, query, 0.0)[:20]
 
 
-def test_without_index_same_results(nci_dataset, nci_records, capsys):
+def test_without_index_same_results(nci_dataset, nci_records):
     query = "CC(=O)Nc1ccc(O)cc1"
-    assert rows(nci_dataset.similar(query, threshold=0.3)) == similarity_truth(nci_records, query, 0.3)
-    assert "would make this search faster" in capsys.readouterr().err
+    with pytest.warns(WorkbenchNote, match="would make this search faster"):
+        assert rows(nci_dataset.similar(query, threshold=0.3)) == similarity_truth(nci_records, query, 0.3)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.chem.conftest import HAND_SMARTS, rdkit_panel, substructure_truth
-from workbench.errors import QueryError
+from workbench.errors import QueryError, WorkbenchNote
 
 PANEL = HAND_SMARTS + rdkit_panel()
 SMILES_QUERIES = ["c1ccccc1", "C(=O)O", "CCN", "c1ccc2[nH]ccc2c1", "OC(=O)C1=CC=CC=C1", "[NH4+]"]
@@ -45,9 +45,9 @@ def test_smiles_query_is_not_smarts(nci_indexed, nci_records):
 
 
 @pytest.mark.parametrize("query", ["c1ccncc1", "[$([NX3;H2,H1;!$(NC=O)])]", "S(=O)(=O)N", "[r5]"])
-def test_without_index_parses_text_and_says_so(nci_dataset, nci_records, query, capsys):
-    assert rows(nci_dataset.substructure(query)) == substructure_truth(nci_records, query)
-    assert "`workbench index` would make this search faster" in capsys.readouterr().err
+def test_without_index_parses_text_and_says_so(nci_dataset, nci_records, query):
+    with pytest.warns(WorkbenchNote, match="`workbench index` would make this search faster"):
+        assert rows(nci_dataset.substructure(query)) == substructure_truth(nci_records, query)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

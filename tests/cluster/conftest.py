@@ -55,16 +55,24 @@ def placed(testbed: Path, nci_smi: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="session")
-def dask_cluster(testbed: Path, placed) -> Path:
+def _dask_session(testbed: Path, placed) -> Path:
     """``cluster up`` on the testbed for the session; ``cluster down`` at the end."""
-    from workbench.cluster.daskcluster import cluster_down, cluster_up
+    from workbench.cluster.daskcluster import cluster_down, cluster_up, is_up
 
     cluster_up(testbed, timeout=120)
     yield testbed
-    from workbench.cluster.daskcluster import is_up
-
     if is_up(testbed):
         cluster_down(testbed)
+
+
+@pytest.fixture
+def dask_cluster(_dask_session: Path) -> Path:
+    """The session's Dask cluster, started again if a test stopped it."""
+    from workbench.cluster.daskcluster import cluster_up, is_up
+
+    if not is_up(_dask_session):
+        cluster_up(_dask_session, timeout=120)
+    return _dask_session
 
 
 def cluster_variant(cluster_file: Path, target: Path, *, head: dict | None = None,

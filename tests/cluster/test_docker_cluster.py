@@ -41,13 +41,14 @@ def engines_file(testbed, node_names, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shared(testbed, nci_dataset):
-    """The NCI set in the testbed's shared directory, placed in shared mode (every node holds every shard)."""
+def shared(testbed, engines_file, nci_dataset):
+    """The NCI set in the testbed's shared directory, placed in shared mode (every node holds every shard)
+    for the cluster file naming the engines (a placement belongs to the cluster file it was made with)."""
     from workbench.testing.testbed import testbed_dir
 
     target = testbed_dir(testbed) / "shared" / "nci-docker"
     shutil.copytree(nci_dataset.directory, target)
-    place(target, testbed, "shared")
+    place(target, engines_file, "shared")
     yield wb.open_dataset(target)
     shutil.rmtree(target)
 
@@ -117,8 +118,21 @@ def test_node_containers_mount_the_node_root_and_go_when_stopped_early(shared, e
         assert 0 < len(running) <= len(node_names)  # at most one per 1-core node
         for container in running:
             container.reload()
-            (mount,) = container.attrs["Mounts"]
-            assert (mount["Destination"], mount["RW"]) == ("/data", False)
-            assert mount["Source"] == shared.manifest.placement["roots"][node_names[0]]
+            mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+            assert (mounts["/data"]["RW"], mounts["/data"]["Source"]) == (False, shared.manifest.placement["roots"][node_names[0]])
+            assert set(mounts) <= {"/data", "/out"}  # /out: output files, for an engine on this host only
         results.close()
         assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
+
+
+def test_a_plain_tcp_engine_on_another_node_needs_tls_or_insecure(testbed, engines_file, tmp_path):
+    """An open engine is root on its node: refused unless TLS is configured or --insecure-engine is given."""
+    from workbench.cluster.backends import ClusterDockerBackend as DockerBackend
+
+    url = f"tcp://{load_cluster(testbed).node('node2').host}:2375"  # the testbed node: nothing listens there
+    open_engine = cluster_variant(engines_file, tmp_path / "open.toml", nodes={"node2": {"docker": url}})
+    with pytest.raises(BackendError, match=f"node 'node2': Docker engine {url} is plain TCP on another machine: "
+                                           "whoever reaches it is root there; use ssh://, or TLS .*--insecure-engine"):
+        DockerBackend(cluster=str(open_engine))
+    with pytest.raises(BackendError, match=f"node 'node2': cannot reach the Docker engine at {url}: connection refused"):
+        DockerBackend(cluster=str(open_engine), insecure_engine=True)

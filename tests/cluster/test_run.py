@@ -109,13 +109,13 @@ def test_second_cluster_up_is_refused(dask_cluster):
 
 def test_a_lost_node_falls_back_to_replicas(placed, dask_cluster):
     """With 2 replicas, every shard still runs — on a surviving node holding it — when node1 is gone."""
-    from workbench.cluster.daskcluster import live_worker_names, scheduler_address
+    from workbench.cluster.daskcluster import live_worker_names
     from workbench.testing.testbed import start_sshd, stop_node
 
     stop_node(dask_cluster, "node1")  # its sshd and its Dask worker processes
     try:
         deadline = time.monotonic() + 60
-        while "node1" in live_worker_names(scheduler_address(str(dask_cluster))) and time.monotonic() < deadline:
+        while "node1" in live_worker_names(str(dask_cluster)) and time.monotonic() < deadline:
             time.sleep(0.2)
         run = placed.run(GrepJob("N", fixed=True), backend="dask", cluster=str(dask_cluster))
         got = sorted(line for r in run for line in r.payload.splitlines())
@@ -131,6 +131,7 @@ def test_cluster_down_stops_everything(dask_cluster):
     from workbench.backends import close_all
     from workbench.cluster.daskcluster import read_state, scheduler_address, state_path
     from workbench.cluster.processes import pid_alive
+    from workbench.cluster.tls import tls_dir
 
     close_all()  # this process's clients of the cluster
     state = read_state(dask_cluster)
@@ -141,6 +142,7 @@ def test_cluster_down_stops_everything(dask_cluster):
     assert not [p for p in pids if pid_alive(p)]
     assert not _processes_mentioning(state["scheduler"])
     assert not state_path(dask_cluster).exists()
+    assert not tls_dir(dask_cluster).exists()  # this run's keys and certificates went with it
     with pytest.raises(ClusterError, match="cluster is not up; run `workbench cluster up --cluster"):
         scheduler_address(str(dask_cluster))
 

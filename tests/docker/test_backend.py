@@ -97,6 +97,29 @@ def test_substructure_on_an_index_equals_local(tmp_path, nci_dataset, worker_ima
         assert lines(indexed, job, backend="docker") == lines(indexed, job, backend="local")
 
 
+def test_damaged_index_file_is_searched_by_text_with_its_note(tmp_path, nci_dataset, worker_images):
+    """The container worker checks index files too and frames the shard's note back to the client."""
+    from tests.chem.conftest import indexed_copy, read_records, substructure_truth
+    from workbench.jobs.substructure import SubstructureJob
+
+    indexed = indexed_copy(nci_dataset.directory, tmp_path / "ds")
+    shard = indexed.manifest.shards[1]
+    path = indexed.directory / shard.index_path
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    run = indexed.run(SubstructureJob(query="c1ccncc1"), backend="docker")
+    from workbench.errors import WorkbenchNote
+
+    with pytest.warns(WorkbenchNote):
+        got = sorted(line for r in run for line in r.payload.splitlines())
+    truth = substructure_truth(read_records(indexed.directory), "c1ccncc1")
+    assert got == sorted(f"{c}\t{s}".encode() for c, s in truth)
+    assert run.notes == [f"shard {shard.name}: its index file {shard.index_path} is damaged or was replaced (its "
+                         "sha256 differs from the one recorded when it was built): searched its SMILES text instead "
+                         "(`workbench index` rebuilds it)"]
+
+
 def test_similarity_equals_local_and_rdkit(nci_dataset, worker_images):
     from tests.chem.conftest import read_records, similarity_truth
     from workbench.jobs.similarity import SimilarityJob

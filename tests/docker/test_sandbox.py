@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,11 +38,16 @@ def test_running_worker_is_sandboxed(slow_dataset, worker_images, docker_client,
             assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
             assert host["SecurityOpt"] == ["no-new-privileges"]
             assert host["Privileged"] is False and host["ReadonlyRootfs"] is True
-            (mount,) = container.attrs["Mounts"]
-            assert (mount["Destination"], mount["RW"], Path(mount["Source"])) == ("/data", False, slow_dataset.directory)
-            probe = container.exec_run(["sh", "-c", "id -u; touch /data/x 2>&1; cat /proc/net/dev | wc -l"])
-            uid, touch, netdev = probe.output.decode().splitlines()
-            assert uid == "65534" and "Read-only file system" in touch and int(netdev) == 3  # header + lo only
+            mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+            assert set(mounts) == {"/data", "/out"}  # the dataset, and (engine on this host) the output files
+            data, out = mounts["/data"], mounts["/out"]
+            assert (data["RW"], Path(data["Source"])) == (False, slow_dataset.directory)
+            assert out["RW"] is True and Path(out["Source"]).parent == Path(tempfile.gettempdir())
+            assert Path(out["Source"]).stat().st_uid == 65534 and Path(out["Source"]).name.startswith("workbench-out-")
+            probe = container.exec_run(["sh", "-c", "id -u; touch /data/x 2>&1; touch /x 2>&1; cat /proc/net/dev | wc -l"])
+            uid, touch, root, netdev = probe.output.decode().splitlines()
+            assert uid == "65534" and "Read-only file system" in touch and "Read-only file system" in root
+            assert int(netdev) == 3  # header + lo only
         results.close()
     assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
 

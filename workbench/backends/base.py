@@ -30,9 +30,9 @@ class Backend(ABC):
     def map_shards(self, job: Job, root: Path, manifest: Manifest) -> Iterator[ShardResult]:
         """Run ``job`` on every shard of the dataset at ``root``; yield results as they finish."""
 
-    def prepare(self, job: Job, manifest: Manifest) -> None:
-        """Client-side checks before any shard runs (bad pattern, missing tool): the job's own."""
-        job.prepare(manifest)
+    def prepare(self, job: Job, manifest: Manifest) -> list[str]:
+        """Client-side checks before any shard runs (bad pattern, missing tool): the job's own; its notes."""
+        return job.prepare(manifest)
 
     def tasks(self, root: Path, shards: list[ShardInfo]) -> list[ShardTask]:
         """Shard tasks with the dataset root as workers see it (override for remote placement)."""

@@ -1,4 +1,4 @@
-"""Dask distributed: shard tasks on an existing scheduler (``--scheduler``).
+"""Dask distributed: shard tasks on an existing scheduler (``--scheduler``; ``tls://`` with mutual TLS).
 
 ``stream_futures`` is the one way shard tasks run on processes, shared with the local backend's
 process cluster: one future per shard, yielded as they complete; a failure is reported by shard
@@ -18,7 +18,7 @@ from workbench.errors import BackendError, WorkbenchError
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Security
 
     from workbench.storage.manifest import Manifest
 
@@ -53,18 +53,43 @@ def _token() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def connect(address: str, timeout: float = 10) -> "Client":
+def connect(address: str, timeout: float = 10, security: "Security | None" = None) -> "Client":
     """A client of the scheduler at ``address``; an unreachable one is a ``BackendError``."""
     try:
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - dask[distributed] is a dependency
         raise BackendError("the dask backend needs dask[distributed]: pip install 'dask[distributed]'") from exc
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
+        return Client(address, timeout=timeout, set_as_default=False, security=security)
     except (OSError, TimeoutError) as exc:
         raise BackendError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     except ValueError as exc:
         raise BackendError(f"invalid Dask scheduler address {address!r}: {exc}") from None
+
+
+def tls_security(address: str, ca_file: str | None = None, cert: str | None = None,
+                 key: str | None = None) -> "Security | None":
+    """Mutual TLS for a ``tls://`` scheduler: these certificate files, else Dask's configuration
+    (``distributed.comm.tls.ca-file``, ``…client.cert``, ``…client.key``); None for ``tcp://``."""
+    from distributed import Security
+
+    given = [x for x in (ca_file, cert, key) if x]
+    if given and len(given) != 3:
+        raise BackendError("--tls-ca-file, --tls-cert and --tls-key go together (the CA, this client's certificate and key)")
+    if given and not address.startswith("tls://"):
+        raise BackendError(f"the TLS options need a tls:// scheduler address, not {address!r}")
+    if given:
+        for path in given:
+            if not Path(path).is_file():  # type: ignore[arg-type]
+                raise BackendError(f"TLS file {path} does not exist")
+        return Security(tls_ca_file=ca_file, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
+    if not address.startswith("tls://"):
+        return None
+    configured = Security(require_encryption=True)
+    if not (configured.tls_ca_file and configured.tls_client_cert):
+        raise BackendError(f"--scheduler {address} needs --tls-ca-file, --tls-cert and --tls-key (or "
+                           "distributed.comm.tls.ca-file and .client.cert/.client.key in Dask's configuration)")
+    return configured
 
 
 class DaskBackend(Backend):
@@ -72,11 +97,12 @@ class DaskBackend(Backend):
 
     name = "dask"
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, tls_ca_file: str | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None, security: "Security | None" = None):
         if not scheduler:
             raise WorkbenchError("--backend dask needs --scheduler tcp://HOST:PORT or --cluster FILE")
         self.address = scheduler
-        self.client = connect(scheduler)
+        self.client = connect(scheduler, security=security or tls_security(scheduler, tls_ca_file, tls_cert, tls_key))
         threads = sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
         super().__init__(workers or threads or 1)
 

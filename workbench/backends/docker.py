@@ -40,7 +40,8 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, workers: int | None = None, docker_host: str | None = None, image: str | None = None,
-                 mode: str = "pool", memory: str | None = None, engines: list[Engine] | None = None):
+                 mode: str = "pool", memory: str | None = None, engines: list[Engine] | None = None,
+                 insecure_engine: bool = False):
         super().__init__(workers)
         if mode not in MODES:
             raise BackendError(f"unknown docker mode {mode!r} (choose from {', '.join(MODES)})")
@@ -51,7 +52,7 @@ class DockerBackend(Backend):
             self.engines = {e.node: e for e in engines}
             self.workers = sum(e.cores for e in engines)  # one thread per container
         else:
-            engine = open_engine(None, docker_host, self.workers)
+            engine = open_engine(None, docker_host, self.workers, insecure_engine)
             self.engines[engine.node] = engine
         # the first (with one engine, the only) engine: benchmarks and `bench images` use these
         first = next(iter(self.engines.values()))
@@ -67,12 +68,12 @@ class DockerBackend(Backend):
         where = ",".join(self.engines) if len(self.engines) > 1 else self.url
         return f"docker:{self.workers}@{where}"
 
-    def prepare(self, job: Job, manifest: "Manifest") -> None:
+    def prepare(self, job: Job, manifest: "Manifest") -> list[str]:
         """The job's checks, except that its tool need not be on this host: the image brings it."""
         try:
-            job.prepare(manifest)
+            return job.prepare(manifest)
         except EngineNotFound:
-            pass
+            return []
 
     def where(self, engine: Engine) -> tuple[str, str]:
         """How errors name an engine, and the build command that fixes a missing image there."""
@@ -118,7 +119,8 @@ class DockerBackend(Backend):
             if pool is None:
                 pool = self._pools[key] = ContainerPool(engine.client, tag, sandbox_root=node_root, memory=memory,
                                                         python=python, one_shot=self.mode == "per-shard",
-                                                        limit=engine.cores)
+                                                        limit=engine.cores,
+                                                        local_outputs=engine.url.startswith("unix://"))
             pool_of[shard] = used[key] = pool
         for pool in used.values():
             pool.startup_s.clear()
@@ -143,11 +145,11 @@ class DockerBackend(Backend):
             self.last_startup_s = max((t for pool in used.values() for t in pool.startup_s), default=0.0)
 
     def close(self) -> None:
-        """Remove every worker container, stop the threads, close the engine clients."""
+        """Stop every worker container (the engine deletes them: ``auto_remove``, so a command's exit
+        does not wait on removal), stop the threads, close the engine clients."""
         while self._pools:
             _, pool = self._pools.popitem()
-            pool.close()
-            wait_gone(pool.client, pool.pool_id)
+            pool.close(wait=False)
         self._threads.shutdown(wait=True, cancel_futures=True)
         for engine in self.engines.values():
             engine.client.close()

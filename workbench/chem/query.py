@@ -16,6 +16,8 @@ def substructure_query(text: str, smiles: bool = False) -> Chem.Mol:
     kind = "SMILES" if smiles else "SMARTS"
     if not text.strip():
         raise QueryError(f"invalid {kind} {text!r}: the query is empty")
+    if "\0" in text:  # RDKit would silently read only the part before it
+        raise QueryError(f"invalid {kind} {text!r}: it contains a NUL byte")
     quiet_rdkit()
     mol = Chem.MolFromSmiles(text) if smiles else Chem.MolFromSmarts(text)
     if mol is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -12,23 +11,41 @@ if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest, ShardInfo
 
 
-def indexed_shard(index_path: str, shard: "ShardInfo") -> LoadedShard | None:
-    """The shard's index, loaded (or cached) in this process, if one was built from these bytes."""
-    from workbench.storage.index import shard_index_usable
+def indexed_shard(index_path: str, shard: "ShardInfo") -> tuple[LoadedShard | None, str | None]:
+    """The shard's index, loaded (or cached) in this process, when the manifest vouches for this
+    exact file (size and sha256 as recorded when it was built from these shard bytes).
+
+    Else ``(None, note)``: the note says why a file the manifest records is not used (damaged,
+    truncated, swapped, unreadable), so the caller searches the shard's text and says so; it is
+    None when the shard simply has no index (the client already said that).
+    """
+    from workbench.storage.index import index_file_problem
 
     key = file_key(index_path)
-    if key is None:
-        return None
-    usable = _USABLE.get((key, shard.sha256))
-    if usable is None:
-        usable = _USABLE[(key, shard.sha256)] = shard_index_usable(index_path, shard)
-        if len(_USABLE) > 10_000:
-            _USABLE.clear()
-    return CACHE.get(key) if usable else None
+    verdict_key = (key, shard.sha256, shard.index_sha256, shard.index_bytes)
+    if verdict_key in _VERDICTS:
+        problem = _VERDICTS[verdict_key]
+    else:
+        problem = index_file_problem(index_path, shard)
+        if key is not None:  # a missing file is looked at again next time
+            if len(_VERDICTS) > 10_000:
+                _VERDICTS.clear()
+            _VERDICTS[verdict_key] = problem
+    if problem is None and key is not None:
+        return CACHE.get(key), None
+    if problem:
+        return None, f"{problem}: searched its SMILES text instead (`workbench index` rebuilds it)"
+    return None, None
 
 
-#: Verdicts of ``shard_index_usable`` per index file version and shard checksum.
-_USABLE: dict[tuple[FileKey, str], bool] = {}
+#: ``index_file_problem`` verdicts per index file version and what the manifest records for it.
+_VERDICTS: dict[tuple[FileKey | None, str, str | None, int | None], str | None] = {}
+
+
+def forget_verdicts() -> None:
+    """Drop the cached file checks and loaded shards (for callers that rewrite files in place)."""
+    _VERDICTS.clear()
+    CACHE.clear()
 
 
 def tsv_lines(*columns: Iterable[object]) -> bytes:
@@ -36,10 +53,9 @@ def tsv_lines(*columns: Iterable[object]) -> bytes:
     return "".join("\t".join(map(str, row)) + "\n" for row in zip(*columns)).encode("utf-8", "surrogateescape")
 
 
-def note_index_coverage(manifest: "Manifest") -> None:
-    """Refuse an incompatible index; tell stderr when shards will be parsed from text."""
+def index_coverage_notes(manifest: "Manifest") -> list[str]:
+    """Refuse an incompatible index; a note when shards will be parsed from text."""
     from workbench.storage.index import coverage_note
 
     note = coverage_note(manifest)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
+    return [note] if note else []

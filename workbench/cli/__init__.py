@@ -7,7 +7,11 @@ Every command module registers itself on ``app``; heavy imports happen inside co
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
+from typing import Any
 
 import typer
 
@@ -40,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     STATE["debug"] = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=args, prog_name="workbench", standalone_mode=False)
+        with notes_on_stderr():
+            rv = command.main(args=args, prog_name="workbench", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
@@ -77,6 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     if code == 130:  # typer turns KeyboardInterrupt into exit 130
         print("error: interrupted", file=sys.stderr)
     return code
+
+
+@contextlib.contextmanager
+def notes_on_stderr() -> Iterator[None]:
+    """The library's notes (``WorkbenchNote`` warnings) as ``note: …`` lines on stderr, every one."""
+    from workbench.errors import WorkbenchNote
+
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def show_note(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, WorkbenchNote):
+                print(f"note: {message}", file=sys.stderr)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = show_note
+        warnings.simplefilter("always", WorkbenchNote)
+        yield
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -40,8 +40,9 @@ def index(
 ) -> None:
     """Build the chemistry index beside each shard (pickled molecules, pattern and Morgan fingerprints).
 
-    Only shards that changed since the last build (or have no index) are rebuilt. Records RDKit
-    cannot parse are counted and listed in DIR/index/invalid.tsv.
+    Only shards that changed since the last build, have no index, or whose index file is damaged
+    (its sha256 is checked) are rebuilt. Records RDKit cannot parse are counted and listed in
+    DIR/index/invalid.tsv.
     """
     from workbench.api import open_dataset
 
@@ -65,7 +66,7 @@ def substructure(
     smiles: Annotated[bool, typer.Option("--smiles", help="QUERY is SMILES, not SMARTS.")] = False,
     count: CountOpt = False,
     limit: Annotated[Optional[int], typer.Option(
-        "--limit", min=1, help="At most N results (the lowest CIDs, for a dataset in CID order).")] = None,
+        "--limit", min=1, help="At most N results: the N lowest CIDs that match.")] = None,
 ) -> None:
     """Print CID<TAB>SMILES of every record whose molecule has a substructure match for QUERY.
 

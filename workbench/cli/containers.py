@@ -9,7 +9,7 @@ import typer
 
 from workbench.cli import app
 from workbench.cli.bench import JobOpt, JsonOpt, PlotOpt, QueryOpt, RepeatOpt, bench_app, save_outputs
-from workbench.cli.common import DatasetOpt, DockerHostOpt, WorkersOpt
+from workbench.cli.common import DatasetOpt, DockerHostOpt, InsecureEngineOpt, WorkersOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,20 +37,21 @@ def images_build(
     only: OnlyOpt = None,
     platform: Annotated[Optional[str], typer.Option("--platform", help="amd64, arm64 or armv7 (default: the engine's).")] = None,
     docker_host: DockerHostOpt = None,
+    insecure_engine: InsecureEngineOpt = False,
 ) -> None:
     """Build the worker images (containers/*/Dockerfile) through the Docker Engine API."""
     from workbench.containers.build import build_image
     from workbench.containers.engine import connect
     from workbench.containers.imagemap import load_image_map, normalize_arch
 
-    client = connect(docker_host)
+    client = connect(docker_host, insecure=insecure_engine)
     arch = normalize_arch(platform.removeprefix("linux/").replace("arm/v7", "armv7")) if platform else None
     for spec in load_image_map().selected(only):
         build_image(client, spec, arch, log=_log)
 
 
 @images_app.command("list")
-def images_list(docker_host: DockerHostOpt = None) -> None:
+def images_list(docker_host: DockerHostOpt = None, insecure_engine: InsecureEngineOpt = False) -> None:
     """Name, tag, size and architecture of each worker image on the engine."""
     from rich.table import Table
 
@@ -59,7 +60,7 @@ def images_list(docker_host: DockerHostOpt = None) -> None:
     from workbench.containers.imagemap import load_image_map
 
     table = Table("name", "tag", "size", "architecture", "created", "base")
-    for row in list_images(connect(docker_host), load_image_map()):
+    for row in list_images(connect(docker_host, insecure=insecure_engine), load_image_map()):
         size = f"{row['size'] / 1e6:,.1f} MB" if row["present"] else "not built"
         table.add_row(row["name"], row["tag"], size, row["arch"] or "-", row["created"] or "-", row["base"])
     _console().print(table)

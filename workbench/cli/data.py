@@ -1,9 +1,10 @@
-"""CLI commands: ``ingest``, ``info``, ``datasets list|fetch``."""
+"""CLI commands: ``ingest``, ``info``, ``verify``, ``datasets list|fetch``."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -38,6 +39,10 @@ def ingest(
 
     ds = run_ingest(sources, dataset, shard_size=shard_size, format=fmt, force=force, smiles_field=smiles_field)
     print(f"ingested {_summary(ds)} into {ds.directory}", file=sys.stderr)
+    kept = ds.info()["index"]
+    if kept != "none":
+        print(f"chemistry index kept for unchanged shards: {kept}"
+              + ("" if kept == "complete" else "; `workbench index` builds the rest"), file=sys.stderr)
 
 
 @app.command()
@@ -59,6 +64,29 @@ def info(
     for key, value in facts.items():
         table.add_row(key, f"{value:,}" if isinstance(value, int) else ", ".join(value) if isinstance(value, list) else str(value))
     Console().print(table)
+
+
+@app.command()
+def verify(
+    dataset: DatasetOpt,
+    cluster: Annotated[Optional[Path], typer.Option("--cluster", help="Also check every node's copies (cluster file).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check the sha256 of every shard and index file, here and (--cluster) on every node holding a copy.
+
+    Each bad file is listed on stdout (shard, node, file, problem). Exit status 0 when everything is
+    intact, 1 when a file is missing or differs, 2 on error.
+    """
+    from workbench.api import verify as run_verify
+
+    report = run_verify(dataset, cluster)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        for problem in report.problems:
+            print(problem.line())
+        print(report.summary(), file=sys.stderr)
+    raise typer.Exit(0 if report.intact else 1)
 
 
 @datasets_app.command("list")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -21,7 +20,8 @@ def grep(
     extended: Annotated[bool, typer.Option("--extended-regexp", "-E", help="PATTERN is an extended regex.")] = False,
     ignore_case: Annotated[bool, typer.Option("--ignore-case", "-i")] = False,
     count: CountOpt = False,
-    engine: Annotated[str, typer.Option("--engine", help="gnu, ripgrep or busybox.")] = "gnu",
+    engine: Annotated[str, typer.Option(
+        "--engine", help="auto (GNU grep; ripgrep for -F on ASCII shards), gnu, ripgrep or busybox.")] = "auto",
 ) -> None:
     """Print the CID<TAB>SMILES lines matching PATTERN, shard by shard, with the real grep.
 
@@ -40,7 +40,8 @@ def run_command_job(
     dataset: DatasetOpt,
     run: RunOptions,
     command: Annotated[Optional[list[str]], typer.Argument(help="Program and arguments; {shard} is the shard path.")] = None,
-    job_file: Annotated[Optional[Path], typer.Option("--job", help="A TOML job definition (see jobs/).")] = None,
+    job_file: Annotated[Optional[str], typer.Option(
+        "--job", help="A TOML job definition: a file, or one shipped with workbench by name (e.g. element-census).")] = None,
     reduce: Annotated[Optional[str], typer.Option("--reduce", help="cat (default), sort, sum or sum-by-key.")] = None,
 ) -> None:
     """Run any command on every shard (map), then combine the outputs (reduce).

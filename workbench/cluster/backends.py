@@ -25,9 +25,12 @@ class ClusterDaskBackend(DaskBackend):
 
     def __init__(self, cluster: str, workers: int | None = None, scheduler: str | None = None):
         from workbench.cluster.daskcluster import scheduler_address
+        from workbench.cluster.inventory import load_cluster
+        from workbench.cluster.tls import client_security
 
-        self.cluster = str(cluster)
-        super().__init__(workers, scheduler=scheduler or scheduler_address(self.cluster))
+        self.cluster = str(load_cluster(cluster).path)  # a missing or broken file says so first
+        super().__init__(workers, scheduler=scheduler or scheduler_address(self.cluster),
+                         security=client_security(self.cluster))
 
     def placed_tasks(self, root: Path, manifest: "Manifest") -> list[Placed]:
         from workbench.cluster.locality import locality_tasks
@@ -39,11 +42,11 @@ class ClusterDockerBackend(DockerBackend):
     """One engine per node with a ``docker`` URL; each shard to the least loaded node holding it."""
 
     def __init__(self, cluster: str, workers: int | None = None, docker_host: str | None = None,
-                 image: str | None = None, mode: str = "pool", memory: str | None = None):
+                 image: str | None = None, mode: str = "pool", memory: str | None = None, insecure_engine: bool = False):
         if docker_host:
             raise BackendError("--docker-host does not apply with --cluster: each node's engine is its `docker` URL")
         self.cluster = str(cluster)
-        super().__init__(workers, image=image, mode=mode, memory=memory, engines=node_engines(self.cluster))
+        super().__init__(workers, image=image, mode=mode, memory=memory, engines=node_engines(self.cluster, insecure_engine))
 
     def where(self, engine: Engine) -> tuple[str, str]:
         return (f"the Docker engine of node {engine.node!r} ({engine.url})",
@@ -66,7 +69,7 @@ class ClusterDockerBackend(DockerBackend):
         return chosen
 
 
-def node_engines(cluster_file: str) -> list[Engine]:
+def node_engines(cluster_file: str, insecure: bool = False) -> list[Engine]:
     """A client for the engine of every node that names one; unreachable -> BackendError naming the node."""
     from workbench.cluster.inventory import load_cluster
 
@@ -78,7 +81,7 @@ def node_engines(cluster_file: str) -> list[Engine]:
     try:
         for node in nodes:
             try:
-                engines.append(open_engine(node.name, node.docker, node.cores))
+                engines.append(open_engine(node.name, node.docker, node.cores, insecure))
             except BackendError as exc:
                 raise BackendError(f"node {node.name!r}: {exc}") from None
     except BaseException:

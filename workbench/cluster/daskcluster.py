@@ -3,8 +3,10 @@
 The scheduler runs on the coordinator (this machine, listening on the cluster file's
 ``coordinator`` address). Each node runs one ``dask worker`` command started over SSH with
 ``--nworkers CORES --nthreads 1 --name NODE`` (so worker names are ``NODE`` or ``NODE-0``,
-``NODE-1``, …) and ``WORKBENCH_NODE=NODE`` in its environment. What was started is kept in a
-state file next to the cluster file, so ``down`` stops all of it, on every node.
+``NODE-1``, …) and ``WORKBENCH_NODE=NODE`` in its environment. Every connection is mutual TLS
+with the certificates ``up`` makes for the cluster (``workbench.cluster.tls``); encryption is
+required. What was started is kept in a state file next to the cluster file, so ``down`` stops
+all of it, on every node, and removes the keys.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -23,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.cluster.processes import pid_alive, terminate
 from workbench.cluster.ssh import NodeUnreachable, bounded, run, session
+from workbench.cluster.tls import REQUIRE_ENCRYPTION_ENV, client_security, generate, member, node_identity, send_to_node, tls_dir
 from workbench.errors import ClusterError
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Security
 
 DEATH_TIMEOUT = 60  # seconds a worker waits for a lost scheduler before exiting by itself
 
@@ -67,17 +71,17 @@ def worker_names(cluster_file: str) -> dict[str, list[str]]:
     return {name: info["workers"] for name, info in state["nodes"].items()}
 
 
-def live_worker_names(address: str, timeout: float = 10.0) -> dict[str, dict[str, Any]]:
+def live_worker_names(cluster_file: str, timeout: float = 10.0) -> dict[str, dict[str, Any]]:
     """Worker name -> the scheduler's info on it, for every worker connected now."""
-    with _client(address, timeout) as client:
+    with _client(scheduler_address(cluster_file), timeout, client_security(cluster_file)) as client:
         return _live(client)
 
 
-def _client(address: str, timeout: float) -> "Client":
+def _client(address: str, timeout: float, security: "Security") -> "Client":
     from distributed import Client
 
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
+        return Client(address, timeout=timeout, set_as_default=False, security=security)
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the cluster's Dask scheduler at {address}: {exc}") from None
 
@@ -99,8 +103,9 @@ def cluster_up(cluster_file: str | os.PathLike[str], *, timeout: float = 60.0,
                            f"`workbench cluster down --cluster {cluster.path}` first")
     if read_state(cluster.path):  # a stale state (scheduler gone): stop what may be left of it
         _quietly_down(cluster.path)
+    generate(cluster)  # a new CA and certificates for this run of the cluster
     state = {"cluster": str(cluster.path), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             **_start_scheduler(cluster, timeout), "nodes": {}, "missing": {}}
+             "tls": str(tls_dir(cluster.path)), **_start_scheduler(cluster, timeout), "nodes": {}, "missing": {}}
     _write_state(cluster.path, state)
     try:
         results = asyncio.run(bounded(cluster.nodes, lambda n: _start_workers(cluster, n, state["scheduler"]),
@@ -113,7 +118,7 @@ def cluster_up(cluster_file: str | os.PathLike[str], *, timeout: float = 60.0,
         _write_state(cluster.path, state)
         if state["missing"] and (not allow_missing or not state["nodes"]):
             raise ClusterError("could not start workers on " + "; ".join(f"{n}: {why}" for n, why in state["missing"].items()))
-        _wait_for_workers(state, timeout)
+        _wait_for_workers(state, timeout, client_security(cluster.path))
     except BaseException:
         _quietly_down(cluster.path)
         raise
@@ -132,7 +137,7 @@ def cluster_status(cluster_file: str | os.PathLike[str]) -> list[dict[str, Any]]
     cluster = load_cluster(cluster_file)
     address = scheduler_address(str(cluster.path))
     state = read_state(cluster.path) or {}
-    live = live_worker_names(address)
+    live = live_worker_names(str(cluster.path))
     rows = []
     for node in cluster.nodes:
         started = state.get("nodes", {}).get(node.name, {}).get("workers", [])
@@ -157,6 +162,7 @@ def cluster_down(cluster_file: str | os.PathLike[str]) -> list[str]:
     terminate([state["scheduler_pid"]], group=True)
     stopped.append(f"scheduler {state['scheduler']}")
     state_path(path).unlink(missing_ok=True)
+    shutil.rmtree(tls_dir(path), ignore_errors=True)  # this run's keys and certificates
     failures = [f"{n.name} (pid {state['nodes'][n.name]['pid']}): {_why(r)}"
                 for n, r in zip(nodes, results) if isinstance(r, BaseException)]
     if failures:
@@ -173,9 +179,11 @@ def _start_scheduler(cluster: Cluster, timeout: float) -> dict[str, Any]:
     info.unlink(missing_ok=True)
     log = open(logdir / "scheduler.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", cluster.coordinator,
-         "--port", str(cluster.scheduler_port), "--scheduler-file", str(info), "--no-dashboard"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--protocol", "tls", "--host", cluster.coordinator,
+         "--port", str(cluster.scheduler_port), "--scheduler-file", str(info), "--no-dashboard",
+         *member(cluster.path, "scheduler").dask_args()],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        env={**os.environ, **REQUIRE_ENCRYPTION_ENV})
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -196,12 +204,14 @@ async def _start_workers(cluster: Cluster, node: Node, scheduler: str) -> dict[s
     logdir = f"{node.data_dir}/.workbench"
     log = f"{logdir}/dask-worker.log"
     cores = str(node.cores) if node.cores else "$(nproc)"
-    worker = shlex.join([node.python, "-m", "distributed.cli.dask_worker", scheduler, "--nthreads", "1",
-                         "--name", node.name, "--no-dashboard", "--death-timeout", str(DEATH_TIMEOUT)])
-    script = (f"n={cores}; mkdir -p {shlex.quote(logdir)} && "
-              f"WORKBENCH_NODE={shlex.quote(node.name)} setsid {worker} --nworkers $n "
-              f">{shlex.quote(log)} 2>&1 </dev/null & echo $! $n")
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in {"WORKBENCH_NODE": node.name, **REQUIRE_ENCRYPTION_ENV}.items())
     async with session(cluster, node) as conn:
+        tls = await send_to_node(conn, cluster, node)
+        worker = shlex.join([node.python, "-m", "distributed.cli.dask_worker", scheduler, "--nthreads", "1",
+                             "--name", node.name, "--no-dashboard", "--death-timeout", str(DEATH_TIMEOUT),
+                             *tls.dask_args()])
+        script = (f"n={cores}; mkdir -p {shlex.quote(logdir)} && "
+                  f"{env} setsid {worker} --nworkers $n >{shlex.quote(log)} 2>&1 </dev/null & echo $! $n")
         out = await run(conn, node.name, ["sh", "-c", script])
     pid, n = (int(x) for x in out.split())
     names = [node.name] if n == 1 else [f"{node.name}-{i}" for i in range(n)]
@@ -209,18 +219,19 @@ async def _start_workers(cluster: Cluster, node: Node, scheduler: str) -> dict[s
 
 
 async def _stop_workers(cluster: Cluster, node: Node, pid: int) -> None:
-    """TERM the worker command's process group, wait up to 15 s, then KILL what is left."""
-    script = (f"kill -TERM -{pid} 2>/dev/null || exit 0; i=0; "  # no `--`: dash's kill rejects it
+    """TERM the worker command's process group, wait up to 15 s, then KILL what is left; remove its keys."""
+    tls = shlex.quote(str(Path(str(node_identity(node).ca)).parent))
+    script = (f"rm -rf {tls}; kill -TERM -{pid} 2>/dev/null || exit 0; i=0; "  # no `--`: dash's kill rejects it
               f"while kill -0 -{pid} 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done; "
               f"kill -KILL -{pid} 2>/dev/null; exit 0")
     async with session(cluster, node) as conn:
         await run(conn, node.name, ["sh", "-c", script])
 
 
-def _wait_for_workers(state: dict[str, Any], timeout: float) -> None:
+def _wait_for_workers(state: dict[str, Any], timeout: float, security: "Security") -> None:
     expected = {w: node for node, info in state["nodes"].items() for w in info["workers"]}
     deadline = time.monotonic() + timeout
-    with _client(state["scheduler"], timeout) as client:
+    with _client(state["scheduler"], timeout, security) as client:
         while True:
             live = _live(client)
             missing = sorted({node for w, node in expected.items() if w not in live})

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.backends.base import ordered_for_balance
+from workbench.cluster.identity import check_placed_here
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.errors import ClusterError
 from workbench.jobs.base import ShardTask
@@ -21,14 +22,10 @@ from workbench.storage.manifest import Manifest, ShardInfo
 
 def shard_holders(manifest: Manifest, cluster: Cluster, usable: set[str]) -> list[tuple[ShardInfo, str, list[str]]]:
     """For each shard (largest first): the node-side dataset root and the usable nodes that hold it there."""
+    check_placed_here(manifest, cluster)
     placement = manifest.placement
-    if not placement:
-        raise ClusterError("the dataset is not placed on a cluster; run `workbench place --dataset DIR --cluster FILE`")
     placed_roots: dict[str, str] = placement.get("roots") or {}
     known = {n.name for n in cluster.nodes}
-    if not set(placed_roots) & known:
-        raise ClusterError(f"the dataset was placed on other nodes ({', '.join(sorted(placed_roots))}) than those of "
-                           f"{cluster.path}; run `workbench place` with this cluster file")
     fallback: dict[str, str] = placement.get("shared_roots") or {}
     load = {n: 0.0 for n in {*placed_roots, *fallback}}
     chosen = []
@@ -54,10 +51,10 @@ def shard_holders(manifest: Manifest, cluster: Cluster, usable: set[str]) -> lis
 
 def locality_tasks(root: Path, manifest: Manifest, cluster_file: str) -> list[tuple[ShardTask, list[str] | None]]:
     """Shard tasks for the cluster's Dask workers, each restricted to workers of nodes holding the shard."""
-    from workbench.cluster.daskcluster import live_worker_names, scheduler_address, worker_names
+    from workbench.cluster.daskcluster import live_worker_names, worker_names
 
     cluster = load_cluster(cluster_file)
-    live = live_worker_names(scheduler_address(cluster_file))
+    live = live_worker_names(cluster_file)
     by_node = {node: [w for w in names if w in live] for node, names in worker_names(cluster_file).items()}
     usable = {node for node, names in by_node.items() if names}
     tasks: list[tuple[ShardTask, list[str] | None]] = []

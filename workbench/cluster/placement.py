@@ -20,25 +20,35 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.cluster.identity import cluster_id
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.cluster.ssh import bounded, raise_first, run, session
 from workbench.errors import ClusterError
+from workbench.storage.integrity import sha256_file
 from workbench.storage.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 
-# Runs on the node: sha256 of each relative path under ROOT (null when absent), read from stdin.
+# Runs on the node: sha256 of each relative path under ROOT, read from stdin; null when absent,
+# "outside" when it resolves out of ROOT (a symbolic link), "unreadable" on another error.
 HASH_SCRIPT = r"""
 import hashlib, json, os, sys
 root = sys.argv[1]
+base = os.path.realpath(root)
 out = {}
 for rel in json.load(sys.stdin):
+    path = os.path.join(root, rel)
+    if os.path.commonpath([base, os.path.realpath(path)]) != base:
+        out[rel] = "outside"
+        continue
     try:
         h = hashlib.sha256()
-        with open(os.path.join(root, rel), "rb") as fh:
+        with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
         out[rel] = h.hexdigest()
     except FileNotFoundError:
         out[rel] = None
+    except OSError:
+        out[rel] = "unreadable"
 print(json.dumps(out))
 """
 
@@ -98,12 +108,13 @@ def place(dataset: str | Path, cluster_file: str | Path, mode: Literal["local", 
     else:
         raise ClusterError(f"--mode must be local or shared, not {mode!r}")
     previous = manifest.placement or {}
-    if mode == "local" and previous.get("cluster") == str(cluster.path):
+    ident = cluster_id(cluster)
+    if mode == "local" and previous.get("cluster_id") == ident:
         # a verified shared copy stays usable when every node holding a shard is down
         shared = previous["roots"] if previous.get("mode") == "shared" else previous.get("shared_roots")
         if shared:
             record["shared_roots"] = shared
-    manifest.placement = {"mode": mode, "cluster": str(cluster.path),
+    manifest.placement = {"mode": mode, "cluster": str(cluster.path), "cluster_id": ident,
                           "placed": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
     write_manifest(directory, manifest)
     return reports
@@ -114,7 +125,7 @@ def _files(directory: Path, shard: ShardInfo) -> list[PlacedFile]:
     files = [PlacedFile(shard.path, shard.sha256, shard.bytes)]
     index = directory / shard.index_path
     if index.exists():
-        files.append(PlacedFile(shard.index_path, _sha256(index), index.stat().st_size))
+        files.append(PlacedFile(shard.index_path, sha256_file(index), index.stat().st_size))
     return files
 
 
@@ -133,7 +144,7 @@ def _place_local(directory: Path, manifest: Manifest, cluster: Cluster,
     async def one(node: Node) -> NodePlacement:
         return await _copy_to_node(cluster, node, directory, roots[node.name], wanted[node.name])
 
-    reports = _all_nodes(nodes, one, cluster)
+    reports = on_all_nodes(nodes, one, cluster)
     return reports, {"replicas": replicas, "dataset_id": ident, "roots": roots, "shards": assignment}
 
 
@@ -142,7 +153,7 @@ async def _copy_to_node(cluster: Cluster, node: Node, directory: Path, root: str
     start = time.perf_counter()
     report = NodePlacement(node.name, root, len(files))
     async with session(cluster, node) as conn:
-        have = await _remote_hashes(conn, node, root, [f.rel for f in files])
+        have = await remote_hashes(conn, node, root, [f.rel for f in files])
         missing = [f for f in files if have.get(f.rel) != f.sha256]
         if missing:
             async with conn.start_sftp_client() as sftp:
@@ -154,7 +165,7 @@ async def _copy_to_node(cluster: Cluster, node: Node, directory: Path, root: str
                     await sftp.posix_rename(target + ".part", target)
                     report.copied += 1
                     report.bytes_copied += f.size
-            after = await _remote_hashes(conn, node, root, [f.rel for f in missing])
+            after = await remote_hashes(conn, node, root, [f.rel for f in missing])
             bad = [f.rel for f in missing if after.get(f.rel) != f.sha256]
             if bad:
                 raise ClusterError(f"node {node.name!r}: checksum mismatch after copying {bad[0]} to {root}")
@@ -178,7 +189,7 @@ def _place_shared(directory: Path, manifest: Manifest, cluster: Cluster, timeout
         root = roots[node.name]
         async with session(cluster, node) as conn:
             await _wait_for(conn, node, f"{root}/manifest.json", timeout, interval)
-            have = await _remote_hashes(conn, node, root, [f.rel for f in files])
+            have = await remote_hashes(conn, node, root, [f.rel for f in files])
         for f in files:
             if have.get(f.rel) is None:
                 raise ClusterError(f"node {node.name!r}: {root}/{f.rel} is missing from the shared directory")
@@ -186,7 +197,7 @@ def _place_shared(directory: Path, manifest: Manifest, cluster: Cluster, timeout
                 raise ClusterError(f"node {node.name!r}: {root}/{f.rel} differs from the dataset (checksum mismatch)")
         return NodePlacement(node.name, root, len(files), verified=len(files), seconds=time.perf_counter() - start)
 
-    reports = _all_nodes(list(cluster.nodes), one, cluster)
+    reports = on_all_nodes(list(cluster.nodes), one, cluster)
     return reports, {"roots": roots, "shards": None}
 
 
@@ -201,14 +212,14 @@ async def _wait_for(conn: Any, node: Node, path: str, timeout: float, interval: 
             await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
 
 
-async def _remote_hashes(conn: Any, node: Node, root: str, rels: list[str]) -> dict[str, str | None]:
+async def remote_hashes(conn: Any, node: Node, root: str, rels: list[str]) -> dict[str, str | None]:
     out = await run(conn, node.name, [node.python, "-c", HASH_SCRIPT, root], input=json.dumps(rels))
     return json.loads(out)
 
 
-def _all_nodes(nodes: list[Node], fn: Any, cluster: Cluster) -> list[NodePlacement]:
+def on_all_nodes(nodes: list[Node], fn: Any, cluster: Cluster, what: str = "placement") -> list[Any]:
     """Run ``fn`` on every node with bounded fan-out; report every failing node in one error."""
-    async def guarded(node: Node) -> NodePlacement:
+    async def guarded(node: Node) -> Any:
         try:
             return await fn(node)
         except ClusterError:
@@ -219,16 +230,8 @@ def _all_nodes(nodes: list[Node], fn: Any, cluster: Cluster) -> list[NodePlaceme
     results = asyncio.run(bounded(nodes, guarded, cluster.concurrency))
     failures = [str(r) for r in results if isinstance(r, BaseException)]
     if len(failures) > 1:
-        raise ClusterError(f"placement failed on {len(failures)} nodes: " + "; ".join(failures))
+        raise ClusterError(f"{what} failed on {len(failures)} nodes: " + "; ".join(failures))
     return raise_first(results)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def report_dicts(reports: list[NodePlacement]) -> list[dict[str, Any]]:

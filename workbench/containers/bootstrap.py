@@ -8,6 +8,7 @@ imported with the Docker Engine API under the tag a user would otherwise pull.
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import subprocess
 import tarfile
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     import docker
 
 Log = Callable[[str], None]
+#: Progress lines go to this module's logger unless the caller passes its own ``log`` (the CLI: stderr).
+_LOG: Log = logging.getLogger(__name__).info
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 #: The official slim image's dpkg filter: later `apt-get install`s skip docs and manuals too.
@@ -47,7 +50,7 @@ def image_exists(client: "docker.DockerClient", tag: str) -> bool:
         return False
 
 
-def bootstrap_base(client: "docker.DockerClient", tag: str, *, force: bool = False, log: Log = print) -> bool:
+def bootstrap_base(client: "docker.DockerClient", tag: str, *, force: bool = False, log: Log = _LOG) -> bool:
     """Create base image ``tag`` (``debian:<suite>-slim`` or ``busybox:<version>``); False if it existed."""
     if not force and image_exists(client, tag):
         log(f"{tag}: present")
@@ -63,7 +66,7 @@ def bootstrap_base(client: "docker.DockerClient", tag: str, *, force: bool = Fal
 
 
 def bootstrap_debian(client: "docker.DockerClient", tag: str, suite: str = "bookworm",
-                     mirror: str = DEBIAN_MIRROR, log: Log = print) -> None:
+                     mirror: str = DEBIAN_MIRROR, log: Log = _LOG) -> None:
     """``debootstrap --variant=minbase SUITE``, trimmed to a slim image, imported as ``tag``."""
     if shutil.which("debootstrap") is None:
         raise EngineNotFound("bootstrapping a Debian image needs debootstrap (apt-get install debootstrap)")
@@ -95,7 +98,7 @@ def _slim(rootfs: Path, suite: str, mirror: str) -> None:
             path.mkdir()
 
 
-def bootstrap_busybox(client: "docker.DockerClient", tag: str, log: Log = print) -> None:
+def bootstrap_busybox(client: "docker.DockerClient", tag: str, log: Log = _LOG) -> None:
     """A root filesystem of Debian's static BusyBox, its applet links, ``/etc/passwd`` and ``/tmp``."""
     binary = Path("/bin/busybox")
     if shutil.which("dpkg-query") and subprocess.run(["dpkg-query", "-W", "busybox-static"],

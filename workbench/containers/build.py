@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import docker
 
 Log = Callable[[str], None]
+#: Progress lines go to this module's logger unless the caller passes its own ``log`` (the CLI: stderr).
+_LOG: Log = logging.getLogger(__name__).info
 
 #: pip ``--platform`` tags of the manylinux wheels each architecture can run (Debian bookworm: glibc 2.36).
 WHEEL_PLATFORMS = {
@@ -33,7 +36,7 @@ WHEEL_PLATFORMS = {
 PYTHON_VERSION = "3.11"  # Debian bookworm's python3
 
 
-def wheelhouse(spec: ImageSpec, arch: str, log: Log = print) -> Path:
+def wheelhouse(spec: ImageSpec, arch: str, log: Log = _LOG) -> Path:
     """``pip download`` the recipe's requirements for ``arch`` (cached)."""
     requirements = spec.recipe / "requirements.txt"
     digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
@@ -82,11 +85,13 @@ def source_digest() -> str:
 
 
 def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info
+    """Leave out bytecode caches and the recipes an installed wheel carries (``workbench/_data``)."""
+    skip = "__pycache__" in info.name or info.name.endswith(".pyc") or info.name.startswith("workbench/_data")
+    return None if skip else info
 
 
 def build_image(client: "docker.DockerClient", spec: ImageSpec, arch: str | None = None,
-                log: Log = print) -> str:
+                log: Log = _LOG) -> str:
     """Build ``spec`` for ``arch`` (default: the engine's); returns the tag."""
     from workbench.containers.engine import engine_arch
 

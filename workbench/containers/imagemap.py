@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.util.resources import shipped_dir
 
 #: How engines and kernels spell architectures -> the names the image map uses.
 ARCH_ALIASES = {
@@ -22,9 +23,9 @@ PLATFORMS = {"amd64": "linux/amd64", "arm64": "linux/arm64", "armv7": "linux/arm
 
 
 def containers_dir() -> Path:
-    """Where the recipes are: ``$WORKBENCH_CONTAINERS`` or the ``containers/`` of this checkout."""
+    """Where the recipes are: ``$WORKBENCH_CONTAINERS``, else the ``containers/`` shipped with workbench."""
     env = os.environ.get("WORKBENCH_CONTAINERS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "containers"
+    return Path(env) if env else shipped_dir("containers")
 
 
 def normalize_arch(arch: str) -> str:
@@ -71,7 +72,7 @@ class ImageMap:
             raise WorkbenchError(f"unknown image {name!r} (known: {', '.join(self.images)})") from None
 
     def job_key(self, job: Any) -> str:
-        engine = getattr(job, "engine", None)
+        engine = getattr(job, "image_engine", None) or getattr(job, "engine", None)
         return f"{job.name}/{engine}" if engine else job.name
 
     def for_job(self, job: Any) -> ImageSpec:

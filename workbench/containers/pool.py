@@ -7,6 +7,8 @@ import json
 import os
 import queue
 import shlex
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -14,12 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from docker.utils import parse_bytes  # Docker's own reading of memory limits ("2g" = 2 GiB)
+
 from workbench.containers.engine import connect, engine_url
 from workbench.containers.imagemap import normalize_arch
-from workbench.containers.workers import MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, sandbox
+from workbench.containers.workers import MOUNT, OUT_MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, sandbox
 from workbench.errors import BackendError, JobError, QueryError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
-from workbench.util.sizes import parse_bytes
 
 if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
@@ -38,10 +41,10 @@ class Engine:
     cores: int
 
 
-def open_engine(node: str | None, docker_host: str | None, cores: int | None) -> Engine:
+def open_engine(node: str | None, docker_host: str | None, cores: int | None, insecure: bool = False) -> Engine:
     """Connect to an engine; ``node`` and ``cores`` default to the engine's own name and CPU count."""
     url = engine_url(docker_host)
-    client = connect(docker_host)
+    client = connect(docker_host, insecure=insecure)
     try:
         info = client.info()
     except BaseException:
@@ -58,10 +61,15 @@ class ContainerPool:
     for a free container), and lives as long as the backend (like the local backend's worker
     processes), so repeated runs pay no start-up and the Python worker keeps its decoded
     molecules. ``one_shot``: one container per shard instead.
+
+    ``local_outputs`` (an engine on this host): each container writes a shard's output to its own
+    file in a directory of this host mounted at ``/out`` (the only place it may write), read here
+    once the shard's frame arrives; the attach stream then carries frames only. Output through the
+    stream goes grep -> shim -> engine -> client, each hop a copy and a wait on a busy machine.
     """
 
     def __init__(self, client: Any, image: str, *, sandbox_root: str, memory: str, python: bool,
-                 one_shot: bool = False, limit: int | None = None):
+                 one_shot: bool = False, limit: int | None = None, local_outputs: bool = False):
         self.client, self.image, self.python, self.one_shot, self.limit = client, image, python, one_shot, limit
         self.pool_id = uuid.uuid4().hex[:12]
         self.token = f"@workbench-frame-{uuid.uuid4().hex}@"
@@ -71,6 +79,9 @@ class ContainerPool:
             # the chemistry jobs size their molecule cache from RAM; in a container, from its limit
             "WORKBENCH_CHEM_CACHE_MB": str(parse_bytes(memory) // 3 // 10**6),
         }
+        self.out_dir = _output_dir() if local_outputs else None
+        if self.out_dir:
+            self.options["volumes"][self.out_dir] = {"bind": OUT_MOUNT, "mode": "rw"}
         self.command = (["python", "-m", "workbench.containers.worker", "--root", MOUNT, "--frame", self.token]
                         if python else ["sh", "-c", SHELL_LOOP])
         self.startup_s: list[float] = []  # create + attach + start of each container started this run
@@ -87,6 +98,8 @@ class ContainerPool:
         start = time.perf_counter()
         try:
             status, stdout, error = worker.run(request)
+            if self.out_dir and status in OK_STATUS:
+                stdout = Path(self.out_dir, worker.name).read_bytes()
         except BaseException:
             self._drop(worker)
             raise
@@ -97,7 +110,10 @@ class ContainerPool:
         if status not in OK_STATUS:
             message = error.decode("utf-8", "replace").strip().splitlines()
             raise JobError(f"{self.image} exited {status}: {message[0] if message else '(no message)'}")
-        return job.parse_output(stdout), worker.name, time.perf_counter() - start
+        output = job.parse_output(stdout)
+        if self.python:  # the Python worker frames the shard's notes where errors go
+            output.notes = error.decode("utf-8", "replace").splitlines()
+        return output, worker.name, time.perf_counter() - start
 
     def _take(self) -> WorkerContainer:
         """A free container, else a new one while under ``limit``, else wait for one to be freed."""
@@ -117,8 +133,12 @@ class ContainerPool:
             except queue.Empty:
                 continue
         start = time.perf_counter()
+        name = f"workbench-{self.pool_id}-{uuid.uuid4().hex[:8]}"
+        options = {**self.options, "name": name}
+        if self.out_dir:
+            options["environment"] = {**self.options["environment"], "WB_OUT": f"{OUT_MOUNT}/{name}"}
         try:
-            worker = WorkerContainer(self.client, self.image, self.command, self.options, self.token)
+            worker = WorkerContainer(self.client, self.image, self.command, options, self.token)
         except BaseException:
             with self._lock:
                 self._count -= 1
@@ -137,12 +157,25 @@ class ContainerPool:
             self._count -= 1
         worker.remove()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Remove every container (``wait=False``: kill them and let the engine delete them)."""
         with self._lock:
             self._closed = True
             workers, self._all = self._all, []
         for worker in workers:
-            worker.remove()
+            worker.remove() if wait else worker.stop()
+        if self.out_dir:
+            shutil.rmtree(self.out_dir, ignore_errors=True)  # a killed container's file may stay open: fine
+
+
+def _output_dir() -> str:
+    """A fresh directory on this host that the containers' user (nobody) may write."""
+    path = tempfile.mkdtemp(prefix="workbench-out-")
+    try:
+        os.chown(path, 65534, 65534)
+    except PermissionError:  # not root: let nobody write (the directory's name is unguessable)
+        os.chmod(path, 0o733)
+    return path
 
 
 def shard_request(job: Job, task: ShardTask, python: bool) -> str:

@@ -6,9 +6,10 @@ a plain path — and prints each shard's output (what ``Job.parse_output`` reads
 
 ``python -m workbench.containers.worker --frame TOKEN`` serves requests read one per line on stdin,
 ``{"job": SPEC, "shard": ENTRY}``, and after each shard's output writes the frame line
-``TOKEN STATUS NBYTES`` followed by NBYTES of error text — the framing of the shell loop of
-command images — so one long-lived container serves many shards of many jobs and keeps what
-jobs cache (decoded molecules) between them. Needs only the standard library and the job's
+``TOKEN STATUS NBYTES`` followed by NBYTES of error text (status 0: the shard's notes, one a
+line) — the framing of the shell loop of command images (with ``WB_OUT`` set, each shard's output
+goes to that file instead of stdout) — so one long-lived container serves many shards of many jobs
+and keeps what jobs cache (decoded molecules) between them. Needs only the standard library and the job's
 own imports (no Dask, no CLI).
 """
 
@@ -35,10 +36,10 @@ def shard_task(root: str, shard: str | dict[str, Any]) -> ShardTask:
     return ShardTask(root, ShardInfo(name, os.path.relpath(path, root), 0, os.path.getsize(path), ""))
 
 
-def shard_stdout(job: Job, task: ShardTask) -> bytes:
-    """One shard's output as ``parse_output`` expects it (``-c`` style for count-only jobs)."""
+def shard_stdout(job: Job, task: ShardTask) -> tuple[bytes, list[str]]:
+    """One shard's output as ``parse_output`` expects it (``-c`` style for count-only jobs), and its notes."""
     out = job.run(task)
-    return f"{out.hits}\n".encode() if job.count_only else out.payload
+    return (f"{out.hits}\n".encode() if job.count_only else out.payload), out.notes
 
 
 def frame(token: str, status: int, error: bytes = b"") -> bytes:
@@ -49,6 +50,7 @@ def serve(root: str, token: str) -> None:
     """Run each request read on stdin; frame every result on stdout."""
     jobs: dict[str, Job] = {}
     out = sys.stdout.buffer
+    out_file = os.environ.get("WB_OUT")
     for line in sys.stdin.buffer:
         if not line.strip():
             continue
@@ -56,9 +58,14 @@ def serve(root: str, token: str) -> None:
             request = json.loads(line)
             key = json.dumps(request["job"], sort_keys=True)
             job = jobs.get(key) or jobs.setdefault(key, job_from_spec(request["job"]))
-            payload, status, error = shard_stdout(job, shard_task(root, request["shard"])), 0, b""
+            payload, notes = shard_stdout(job, shard_task(root, request["shard"]))
+            status, error = 0, "".join(f"{n}\n" for n in notes).encode()
         except Exception as exc:  # reported to the client, which names the shard
             payload, status, error = b"", 2, f"{type(exc).__name__}: {exc}".encode()
+        if out_file:  # an engine on this host: the output goes to a file the client reads
+            with open(out_file, "wb") as fh:
+                fh.write(payload)
+            payload = b""
         out.write(payload + frame(token, status, error))
         out.flush()
 
@@ -82,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for shard in args.shards:
         try:
-            sys.stdout.buffer.write(shard_stdout(job, shard_task(args.root, shard)))
+            payload, notes = shard_stdout(job, shard_task(args.root, shard))
+            sys.stdout.buffer.write(payload)
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
         except Exception as exc:
             print(f"error: shard {shard[:200]}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2

@@ -19,13 +19,15 @@ import docker
 from workbench.errors import BackendError, JobError
 
 MOUNT = "/data"
+OUT_MOUNT = "/out"  # where containers of an engine on this host write shard output (see ContainerPool)
 RUN_LABEL = "workbench.run"
 
-#: Runs each shell-quoted argv read on stdin (``shlex.join``; quoting makes ``eval`` safe).
+#: Runs each shell-quoted argv read on stdin (``shlex.join``; quoting makes ``eval`` safe). With
+#: ``WB_OUT`` set (an engine on this host), a shard's output goes to that file, not the attach stream.
 SHELL_LOOP = r"""
 while IFS= read -r argv; do
   eval "set -- $argv"
-  "$@" 2>/tmp/wb.err
+  if [ -n "$WB_OUT" ]; then "$@" >"$WB_OUT" 2>/tmp/wb.err; else "$@" 2>/tmp/wb.err; fi
   rc=$?
   printf '%s %s %s\n' "$WB_FRAME" "$rc" "$(wc -c </tmp/wb.err)"
   cat /tmp/wb.err
@@ -106,12 +108,17 @@ class WorkerContainer:
         self._scanned = 0
         return int(status), payload, error
 
+    def stop(self) -> None:
+        """Kill without waiting: the engine deletes the container (``auto_remove``) on its own time."""
+        self._detach()
+        try:
+            self.container.kill()
+        except docker.errors.APIError:  # already exited (409) or gone (404): nothing left to stop
+            pass
+
     def remove(self) -> None:
         """Kill and delete (idempotent; ``auto_remove`` may have done it)."""
-        try:
-            self.socket.close()
-        except OSError:
-            pass
+        self._detach()
         try:
             self.container.remove(force=True)
         except docker.errors.NotFound:
@@ -119,6 +126,12 @@ class WorkerContainer:
         except docker.errors.APIError as exc:
             if "already in progress" not in str(exc):
                 raise
+
+    def _detach(self) -> None:
+        try:
+            self.socket.close()
+        except OSError:
+            pass
 
 
 def _frames(sock: Any) -> Any:

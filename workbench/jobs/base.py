@@ -15,9 +15,10 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from workbench.storage.integrity import check_task_files
 from workbench.storage.manifest import ShardInfo
 
 if TYPE_CHECKING:
@@ -44,10 +45,12 @@ class ShardTask:
 
 @dataclass
 class ShardOutput:
-    """What a job produced for one shard: TSV lines (``\\n``-terminated) and a hit count."""
+    """What a job produced for one shard: TSV lines (``\\n``-terminated), a hit count, and notes
+    for the caller (one line each: results are still exact, e.g. a damaged index file searched by text)."""
 
     payload: bytes
     hits: int
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -62,10 +65,11 @@ class ShardResult:
     seconds: float
     worker: str
     node: str
+    notes: list[str] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any]:
         d = asdict(self)
-        del d["payload"]
+        del d["payload"], d["notes"]
         return d
 
 
@@ -82,8 +86,10 @@ class Job(ABC):
     #: True when ``payload`` is empty and only ``hits`` matters (``-c``).
     count_only: bool = False
 
-    def prepare(self, manifest: "Manifest") -> None:
-        """Validate on the client before any shard runs (bad pattern, missing tool, no index)."""
+    def prepare(self, manifest: "Manifest") -> list[str]:
+        """Validate on the client before any shard runs (bad pattern, missing tool, incompatible
+        index); return notes for the caller (no index: parsing every SMILES)."""
+        return []
 
     @abstractmethod
     def run(self, task: ShardTask) -> ShardOutput:
@@ -126,6 +132,7 @@ class Job(ABC):
 
 def run_shard(job: Job, task: ShardTask) -> ShardResult:
     """Execute ``job`` on ``task`` and time it; this is the function every backend ships."""
+    check_task_files(task.root, task.shard, node_name())  # a symlink out, or a changed copy, is refused
     start = time.perf_counter()
     out = job.run(task)
     return shard_result(task, out, time.perf_counter() - start, worker_name(), node_name())
@@ -134,7 +141,7 @@ def run_shard(job: Job, task: ShardTask) -> ShardResult:
 def shard_result(task: ShardTask, out: ShardOutput, seconds: float, worker: str, node: str) -> ShardResult:
     """A finished shard's result: its output with the shard's size and where and how long it ran."""
     return ShardResult(shard=task.shard.name, payload=out.payload, hits=out.hits, bytes=task.shard.bytes,
-                       records=task.shard.records, seconds=seconds, worker=worker, node=node)
+                       records=task.shard.records, seconds=seconds, worker=worker, node=node, notes=out.notes)
 
 
 def node_name() -> str:

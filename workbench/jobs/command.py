@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 from workbench.errors import EngineNotFound, JobError, WorkbenchError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
 from workbench.jobs.proc import run_command
+from workbench.util.resources import shipped_dir
 
 if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
@@ -41,10 +42,14 @@ class CommandJob(Job):
             raise WorkbenchError("the command job needs a command to run")
         if self.reduce not in REDUCERS:
             raise WorkbenchError(f"unknown reduce {self.reduce!r} (choose from {', '.join(REDUCERS)})")
+        bad = next((a for a in self.argv if "\0" in a), None)
+        if bad is not None:  # no program argument can hold one
+            raise WorkbenchError(f"invalid command argument {bad!r}: it contains a NUL byte")
 
-    def prepare(self, manifest: "Manifest") -> None:
+    def prepare(self, manifest: "Manifest") -> list[str]:
         if shutil.which(self.argv[0]) is None:
             raise EngineNotFound(f"command {self.argv[0]!r} is not installed")
+        return []
 
     def command(self, task: ShardTask) -> list[str]:
         if any("{shard}" in a for a in self.argv):
@@ -89,12 +94,29 @@ def _number(value: float) -> bytes:
     return str(int(value) if value.is_integer() else value).encode()
 
 
-def load_definition(path: str | Path) -> CommandJob:
-    """A command job from a TOML definition: ``command = [...]``, optional ``reduce``."""
+def definition_path(name: str | Path) -> Path:
+    """A job definition file: ``name`` as a path, else a definition shipped with workbench
+    (``element-census`` or ``element-census.toml``: see ``workbench run --help``)."""
+    path = Path(name)
+    if path.exists() or path.parent != Path("."):
+        return path
+    shipped = shipped_dir("jobs") / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    return shipped if shipped.is_file() else path
+
+
+def shipped_definitions() -> list[str]:
+    """Names of the job definitions shipped with workbench."""
+    return sorted(p.stem for p in shipped_dir("jobs").glob("*.toml"))
+
+
+def load_definition(name: str | Path) -> CommandJob:
+    """A command job from a TOML definition (a path or a shipped name): ``command = [...]``, optional ``reduce``."""
+    path = definition_path(name)
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise WorkbenchError(f"job definition {str(path)!r} does not exist") from None
+        raise WorkbenchError(f"job definition {str(name)!r} does not exist "
+                             f"(shipped: {', '.join(shipped_definitions()) or 'none'})") from None
     except tomllib.TOMLDecodeError as exc:
         raise WorkbenchError(f"job definition {str(path)!r} is not valid TOML: {exc}") from None
     command = data.get("command")

@@ -1,4 +1,10 @@
-"""The grep job: the real tool (GNU grep, ripgrep or BusyBox grep) over each shard file."""
+"""The grep job: the real tool (GNU grep, ripgrep or BusyBox grep) over each shard file.
+
+``engine="auto"`` (the default) is GNU grep, except for a fixed-string search (``-F``) on a shard
+recorded as pure ASCII with an ASCII pattern, where ripgrep prints the very same lines two to three
+times faster: a line holds the string or not, with no regex dialect or locale in between (``-i``
+folds ASCII case in both). ``engine="gnu"`` always runs GNU grep.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from workbench.jobs.base import Job, ShardOutput, ShardTask
 from workbench.jobs.proc import run_command
 
 if TYPE_CHECKING:
-    from workbench.storage.manifest import Manifest
+    from workbench.storage.manifest import Manifest, ShardInfo
 
 #: engine -> argv prefix. ripgrep always uses its own (Rust) regex syntax, close to grep -E.
 ENGINES: dict[str, list[str]] = {
@@ -19,6 +25,7 @@ ENGINES: dict[str, list[str]] = {
     "ripgrep": ["rg", "--no-config", "--no-filename", "--no-line-number", "--color=never"],
     "busybox": ["busybox", "grep"],
 }
+CHOICES = ("auto", *ENGINES)
 
 
 @dataclass
@@ -29,32 +36,49 @@ class GrepJob(Job):
     fixed: bool = False
     extended: bool = False
     ignore_case: bool = False
-    engine: str = "gnu"
+    engine: str = "auto"
     count_only: bool = False
 
     name: ClassVar[str] = "grep"
     executor: ClassVar[str] = "threads"  # type: ignore[misc]
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise QueryError(f"unknown grep engine {self.engine!r} (choose from {', '.join(ENGINES)})")
+        if "\0" in self.pattern:  # no program argument can hold one
+            raise QueryError(f"invalid pattern {self.pattern!r}: it contains a NUL byte")
+        if self.engine not in CHOICES:
+            raise QueryError(f"unknown grep engine {self.engine!r} (choose from {', '.join(CHOICES)})")
         if self.fixed and self.extended:
             raise QueryError("-F and -E cannot be combined")
 
-    def argv(self, path: str) -> list[str]:
+    @property
+    def image_engine(self) -> str:
+        """The engine whose worker image runs this job (``auto`` needs GNU grep and ripgrep: gnu-grep's)."""
+        return "gnu" if self.engine == "auto" else self.engine
+
+    def engine_for(self, shard: "ShardInfo | None") -> str:
+        """The engine that runs on ``shard``: ``auto`` resolves per shard (see the module docstring)."""
+        if self.engine != "auto":
+            return self.engine
+        literal = self.fixed and self.pattern.isascii() and "\n" not in self.pattern and self.pattern != ""
+        if literal and shard is not None and shard.ascii and shutil.which("rg"):
+            return "ripgrep"
+        return "gnu"
+
+    def argv(self, path: str, shard: "ShardInfo | None" = None) -> list[str]:
+        engine = self.engine_for(shard)
         flags = []
         if self.fixed:
             flags.append("-F")
-        if self.extended and self.engine != "ripgrep":
+        if self.extended and engine != "ripgrep":
             flags.append("-E")
         if self.ignore_case:
             flags.append("-i")
         if self.count_only:
             flags.append("-c")
-        return [*ENGINES[self.engine], *flags, "-e", self.pattern, "--", path]
+        return [*ENGINES[engine], *flags, "-e", self.pattern, "--", path]
 
-    def prepare(self, manifest: "Manifest") -> None:
-        tool = ENGINES[self.engine][0]
+    def prepare(self, manifest: "Manifest") -> list[str]:
+        tool = ENGINES[self.engine_for(None)][0]
         if shutil.which(tool) is None:
             hint = {"rg": "apt-get install ripgrep", "busybox": "apt-get install busybox-static"}.get(tool, "")
             raise EngineNotFound(f"grep engine {self.engine!r} needs {tool!r}, which is not installed"
@@ -62,14 +86,15 @@ class GrepJob(Job):
         probe = run_command(self.argv("/dev/null"))
         if probe.returncode not in (0, 1):
             raise QueryError(f"invalid pattern {self.pattern!r}: {_first_line(probe.stderr)}")
+        return []
 
     def command(self, task: ShardTask) -> list[str]:
-        return self.argv(task.path)
+        return self.argv(task.path, task.shard)
 
     def run(self, task: ShardTask) -> ShardOutput:
-        proc = run_command(self.argv(task.path))
+        proc = run_command(self.argv(task.path, task.shard))
         if proc.returncode not in (0, 1):
-            raise JobError(f"{self.engine} grep exited {proc.returncode}: {_first_line(proc.stderr)}")
+            raise JobError(f"{self.engine_for(task.shard)} grep exited {proc.returncode}: {_first_line(proc.stderr)}")
         return self.parse_output(proc.stdout)
 
 

@@ -39,16 +39,16 @@ class SimilarityJob(Job):
         if self.threshold is None:
             self.threshold = 0.0 if self.top is not None else DEFAULT_THRESHOLD
 
-    def prepare(self, manifest: "Manifest") -> None:
+    def prepare(self, manifest: "Manifest") -> list[str]:
         from workbench.chem.query import similarity_query
-        from workbench.chem.shards import note_index_coverage
+        from workbench.chem.shards import index_coverage_notes
 
         if not 0.0 <= self.threshold <= 1.0:
             raise QueryError(f"invalid threshold {self.threshold}: must be between 0 and 1")
         if self.top is not None and self.top < 1:
             raise QueryError(f"invalid top {self.top}: must be at least 1")
         similarity_query(self.smiles)
-        note_index_coverage(manifest)
+        return index_coverage_notes(manifest)
 
     def run(self, task: ShardTask) -> ShardOutput:
         import numpy as np
@@ -58,7 +58,7 @@ class SimilarityJob(Job):
         from workbench.chem.shards import indexed_shard, tsv_lines
 
         query = morgan_fp(similarity_query(self.smiles))
-        shard = indexed_shard(task.index_path, task.shard)
+        shard, note = indexed_shard(task.index_path, task.shard)
         if shard is not None:
             search, cids = shard.morgan(), shard.cids
         else:
@@ -74,7 +74,8 @@ class SimilarityJob(Job):
             out_cids, out_smiles = shard.records(rows)
         else:
             out_cids, out_smiles = [all_cids[r] for r in rows], [all_smiles[r] for r in rows]
-        return ShardOutput(tsv_lines(out_cids, out_smiles, map(repr, sims.tolist())), len(rows))
+        return ShardOutput(tsv_lines(out_cids, out_smiles, map(repr, sims.tolist())), len(rows),
+                           [note] if note else [])
 
     def _best(self, rows: "np.ndarray", sims: "np.ndarray", cids: "np.ndarray") -> "np.ndarray":
         """``rows`` ordered by similarity (descending) then CID, cut to ``top``."""

@@ -31,32 +31,34 @@ class SubstructureJob(Job):
     name: ClassVar[str] = "substructure"
     executor: ClassVar[Literal["threads", "processes"]] = "processes"
 
-    def prepare(self, manifest: "Manifest") -> None:
+    def prepare(self, manifest: "Manifest") -> list[str]:
         from workbench.chem.query import substructure_query
-        from workbench.chem.shards import note_index_coverage
+        from workbench.chem.shards import index_coverage_notes
 
         if self.limit is not None and self.limit < 1:
             raise QueryError(f"invalid limit {self.limit}: must be at least 1")
         substructure_query(self.query, self.smiles)
-        note_index_coverage(manifest)
+        return index_coverage_notes(manifest)
 
     def run(self, task: ShardTask) -> ShardOutput:
         from workbench.chem.query import substructure_query
         from workbench.chem.shards import indexed_shard, tsv_lines
 
         query = substructure_query(self.query, self.smiles)
-        shard = indexed_shard(task.index_path, task.shard)
+        shard, note = indexed_shard(task.index_path, task.shard)
         cids, smiles = _match_index(shard, query, self.limit) if shard else _match_text(task.path, query, self.limit)
+        notes = [note] if note else []
         if self.count_only:
-            return ShardOutput(b"", len(cids))
-        return ShardOutput(tsv_lines(cids, smiles), len(cids))
+            return ShardOutput(b"", len(cids), notes)
+        return ShardOutput(tsv_lines(cids, smiles), len(cids), notes)
 
     @property
     def final_step(self) -> bool:
         return self.limit is not None
 
     def finish_payloads(self, payloads: list[bytes]) -> bytes:
-        """With ``limit``: the first ``limit`` lines by CID over all shards (deterministic)."""
+        """With ``limit``: the ``limit`` lowest CIDs over all shards (ties: dataset order), as each
+        shard's payload holds its own ``limit`` lowest."""
         lines = [line for p in payloads for line in p.splitlines(keepends=True)]
         if self.limit is not None:
             lines.sort(key=lambda line: int(line.split(b"\t", 1)[0]))
@@ -74,21 +76,36 @@ def _match_index(shard: "LoadedShard", query: "Chem.Mol", limit: int | None) -> 
     from workbench.chem.screening import query_screen
 
     rows = screen(shard.pattern(), query_screen(query))
+    if limit is not None:  # match in CID order, so the first ``limit`` hits are the lowest CIDs
+        rows = rows[shard.cids[rows].argsort(kind="stable")]
     return shard.records(shard.match(rows, query, allowance=CACHE.room(), limit=limit))
 
 
 def _match_text(path: str, query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:
+    """Parse the shard's SMILES and match; with ``limit``, the ``limit`` lowest CIDs (ties: shard
+    order), parsing no record that could not be among them."""
+    import heapq
+
     from workbench.chem.molecules import parse_smiles, quiet_rdkit, read_shard_records
 
     quiet_rdkit()
-    cids: list[int] = []
-    smiles: list[str] = []
+    hits: list[tuple[int, str]] = []
+    worst: list[tuple[int, int, str]] = []  # with limit: (-cid, -position, smiles), a max-heap of the kept hits
+    position = 0
     for batch_cids, batch_smiles in read_shard_records(path):
         for cid, smi in zip(batch_cids, batch_smiles):
+            position += 1
+            if limit is not None and len(worst) == limit and cid >= -worst[0][0]:
+                continue  # cannot be among the lowest ``limit``: not even parsed
             mol = parse_smiles(smi)
-            if mol is not None and mol.HasSubstructMatch(query):
-                cids.append(cid)
-                smiles.append(smi)
-                if limit is not None and len(cids) >= limit:
-                    return cids, smiles
-    return cids, smiles
+            if mol is None or not mol.HasSubstructMatch(query):
+                continue
+            if limit is None:
+                hits.append((cid, smi))
+            elif len(worst) < limit:
+                heapq.heappush(worst, (-cid, -position, smi))
+            else:
+                heapq.heapreplace(worst, (-cid, -position, smi))
+    if limit is not None:
+        hits = [(-c, s) for c, _, s in sorted(worst, reverse=True)]
+    return [c for c, _ in hits], [s for _, s in hits]

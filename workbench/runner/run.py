@@ -3,18 +3,24 @@
 ``Run`` owns the one final step of every job (``Job.finish_payloads``: sort, top-K, reduce), so
 the CLI and the Python API give identical results: iterate ``payloads()`` (what the CLI prints),
 or take ``batches()`` / ``table()`` (Arrow) — all three are the same records.
+
+Notes (the job's, from its ``prepare`` step, and each shard's) are kept in ``Run.notes`` and issued
+as ``WorkbenchNote`` warnings as they come; the CLI prints them as ``note: …`` lines.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.backends.base import Backend
+from workbench.errors import WorkbenchNote
 from workbench.jobs.base import Job, ShardResult
 from workbench.runner.stats import RunStats, cpu_seconds
+from workbench.storage.integrity import check_sizes
 from workbench.storage.manifest import Manifest
 from workbench.storage.results import payload_to_batch
 
@@ -33,6 +39,8 @@ class Run:
                               shards_total=len(manifest.shards))
         #: Records in the final output (for count-only jobs: the total count), once ``payloads()`` ended.
         self.count = 0
+        #: What the caller should know (no index, a damaged index file searched by text), in order.
+        self.notes: list[str] = []
 
     def payloads(self) -> Iterator[bytes]:
         """The job's result lines after its final step: as shards finish when the job has none,
@@ -42,14 +50,16 @@ class Run:
             if job.count_only:
                 continue
             if job.final_step:
-                held.append(result.payload)
+                held.append(result)
             else:  # one (possibly empty) payload per shard
                 self.count += result.payload.count(b"\n")
                 yield result.payload
         if job.count_only:
             self.count = job.final_count(self.stats.hits)
-        elif job.final_step:
-            final = job.finish_payloads(held)
+        elif job.final_step:  # in dataset order, whatever order shards finished in
+            order = {s.name: i for i, s in enumerate(self.manifest.shards)}
+            held.sort(key=lambda r: order.get(r.shard, len(order)))
+            final = job.finish_payloads([r.payload for r in held])
             self.count = final.count(b"\n")
             yield final
 
@@ -65,13 +75,22 @@ class Run:
 
         return pa.Table.from_batches(list(self.batches()), schema=self.job.schema())
 
+    def note(self, text: str) -> None:
+        """Keep ``text`` in ``notes`` and issue it as a ``WorkbenchNote`` warning."""
+        self.notes.append(text)
+        warnings.warn(text, WorkbenchNote, stacklevel=2)
+
     def __iter__(self) -> Iterator[ShardResult]:
-        self.backend.prepare(self.job, self.manifest)
+        check_sizes(self.root, self.manifest)  # cheap (one stat per shard): a changed shard never runs
+        for text in self.backend.prepare(self.job, self.manifest) or []:  # a job without notes may return None
+            self.note(text)
         start, cpu0 = time.perf_counter(), cpu_seconds()
         bar = _progress(self.stats) if self.progress else None
         try:
             for result in self.backend.map_shards(self.job, self.root, self.manifest):
                 self.stats.add(result)
+                for text in result.notes:
+                    self.note(text)
                 if bar is not None:
                     bar.update()
                 yield result

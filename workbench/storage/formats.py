@@ -14,10 +14,26 @@ from typing import BinaryIO
 FORMATS = ("auto", "cid-smiles", "smi", "sdf")
 CHUNK = 8 << 20
 
-_CID = re.compile(rb"[1-9][0-9]{0,17}")
-_VALID_LINE = re.compile(rb"[1-9][0-9]{0,17}\t[!-~]+")
+CID_MAX = 2**63 - 1  # CIDs are int64 everywhere (Arrow, Parquet, numpy)
+
+
+def _at_most(bound: int) -> str:
+    """A regex for the decimal integers from 1 to ``bound`` without leading zeros."""
+    digits = str(bound)
+    shorter = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    same = [digits]  # as long as ``bound``: equal to it, or below it from some digit on
+    for i, d in enumerate(digits):
+        low = 1 if i == 0 else 0
+        if int(d) > low:
+            same.append(f"{digits[:i]}[{low}-{int(d) - 1}][0-9]{{{len(digits) - i - 1}}}")
+    return "(?:" + "|".join(shorter + same) + ")"
+
+
+_CID_RE = _at_most(CID_MAX).encode()
+_CID = re.compile(_CID_RE)
+_VALID_LINE = re.compile(_CID_RE + rb"\t[!-~]+")
 # Positions (line starts) where the line is *not* a valid record; scans in C, so clean chunks cost one pass.
-_INVALID_LINE = re.compile(rb"^(?![1-9][0-9]{0,17}\t[!-~]+$)", re.M)
+_INVALID_LINE = re.compile(rb"^(?!" + _CID_RE + rb"\t[!-~]+$)", re.M)
 _SDF_SMILES_FIELDS = ("PUBCHEM_SMILES", "PUBCHEM_OPENEYE_ISO_SMILES", "PUBCHEM_ISOMERIC_SMILES",
                       "PUBCHEM_OPENEYE_CAN_SMILES", "PUBCHEM_CONNECTIVITY_SMILES", "SMILES")
 
@@ -51,8 +67,8 @@ def reject_reason(line: bytes) -> str:
     cid, _, smiles = line.partition(b"\t")
     if not _CID.fullmatch(cid):
         shown = cid.decode("utf-8", "replace")[:40]
-        if cid.isdigit() and len(cid) > 18:
-            return f"CID {shown!r} is out of range"
+        if cid.isdigit() and int(cid) > CID_MAX:
+            return f"CID {shown!r} is out of range (at most {CID_MAX})"
         if cid.isdigit() and cid.startswith(b"0"):
             return f"CID {shown!r} is not a positive decimal integer (zero or leading zero)"
         return f"CID {shown!r} is not a positive decimal integer"
@@ -85,7 +101,7 @@ def all_records_valid(block: bytes) -> int | None:
     if not (np.all(tab > starts) and np.all(tab < nl - 1)):
         return None
     width = tab - starts
-    if width.max() > 18 or np.any(a[starts] == 48):  # too long, or a leading zero
+    if width.max() > 18 or np.any(a[starts] == 48):  # maybe beyond int64 (the line check decides), or a leading zero
         return None
     for k in range(int(width.max())):
         pos = starts[width > k] + k

@@ -13,16 +13,21 @@ morgan     fixed_size_binary(256)      Morgan radius 2, 2048 bits (similarity)
 Records RDKit cannot parse keep their row with null ``mol``/``pattern``/``morgan``: they are
 counted and listed, never dropped. The file's key-value metadata ``workbench.index`` holds the
 parameters and the sha256 of the shard it was built from; the manifest's ``index`` dict holds the
-same parameters plus, per shard, ``sha256``, ``records`` and ``invalid``.
+same parameters plus, per shard, ``sha256`` (of the shard), ``records``, ``invalid`` and the index
+file's own ``file_sha256`` and ``file_bytes``. Workers check a file against those before using it
+(``index_file_problem``): a damaged, truncated or swapped file is never read; its shard is searched
+by parsing its text, with a note.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import IndexError_
+from workbench.storage.integrity import sha256_file as file_sha256
 from workbench.storage.manifest import Manifest, ShardInfo
 
 if TYPE_CHECKING:
@@ -98,20 +103,53 @@ def read_index_meta(index_path: str) -> dict[str, Any] | None:
         return None
 
 
-def shard_index_usable(index_path: str, shard: ShardInfo) -> bool:
-    """True when the index file exists, is compatible and was built from this exact shard."""
+def built_entry(root: Path, shard: ShardInfo, invalid: int) -> dict[str, Any]:
+    """The manifest's ``index`` entry for a shard whose index file was just written."""
+    path = root / shard.index_path
+    try:
+        digest, size = file_sha256(path), path.stat().st_size
+    except OSError as exc:
+        raise IndexError_(f"shard {shard.name}: cannot read the index file just built at {path} "
+                          f"({exc.strerror or exc}); build the index where the dataset lives") from None
+    return {"sha256": shard.sha256, "records": shard.records, "invalid": invalid,
+            "file_sha256": digest, "file_bytes": size}
+
+
+def index_file_problem(index_path: str, shard: ShardInfo) -> str | None:
+    """Why the index file at ``index_path`` must not be read for ``shard`` (None: it may).
+
+    The file must have the size and sha256 the manifest recorded when it was built from these
+    exact shard bytes, and its own metadata must agree. ``shard.index_sha256`` is None when the
+    manifest vouches for no index file (the shard is not indexed): then the answer is ``""``.
+    """
+    if not shard.index_sha256:
+        return ""
+    where = f"shard {shard.name}: its index file {shard.index_path}"
+    try:
+        size = os.stat(index_path).st_size
+    except OSError as exc:
+        return f"{where} cannot be read ({exc.strerror or exc})"
+    if size != shard.index_bytes:
+        return f"{where} is damaged or was replaced ({size:,} bytes, {shard.index_bytes:,} when it was built)"
+    try:
+        digest = file_sha256(index_path)
+    except OSError as exc:
+        return f"{where} cannot be read ({exc.strerror or exc})"
+    if digest != shard.index_sha256:
+        return f"{where} is damaged or was replaced (its sha256 differs from the one recorded when it was built)"
     meta = read_index_meta(index_path)
-    return bool(meta) and incompatibility(meta) is None and meta.get("shard_sha256") == shard.sha256
+    if not meta or incompatibility(meta) or meta.get("shard_sha256") != shard.sha256:
+        return f"{where} was not built from this shard"
+    return None
 
 
 # -- incremental builds (client side) -----------------------------------------------------
 def stale_shards(root: Path, manifest: Manifest, force: bool = False) -> list[ShardInfo]:
-    """Shards whose index is missing, built from other bytes or with other parameters."""
+    """Shards whose index file is missing, damaged (size or sha256 not as recorded), built from
+    other bytes or with other parameters."""
     if force or not manifest.index or incompatibility(manifest.index):
         return list(manifest.shards)
-    built = manifest.index.get("shards", {})
-    return [s for s in manifest.shards
-            if built.get(s.name, {}).get("sha256") != s.sha256 or not (root / s.index_path).exists()]
+    return [s for s in manifest.shards if index_file_problem(str(root / s.index_path), s) is not None]
 
 
 def record_built(manifest: Manifest, built: dict[str, dict[str, Any]], reset: bool) -> None:
@@ -120,6 +158,7 @@ def record_built(manifest: Manifest, built: dict[str, dict[str, Any]], reset: bo
     previous.update(built)
     names = {s.name for s in manifest.shards}
     manifest.index = {**index_params(), "shards": {k: v for k, v in previous.items() if k in names}}
+    manifest.attach_index_files()
 
 
 def invalid_records(root: Path, manifest: Manifest) -> "pa.Table":
@@ -131,7 +170,7 @@ def invalid_records(root: Path, manifest: Manifest) -> "pa.Table":
     tables = []
     for shard in manifest.shards:
         path = root / shard.index_path
-        if (manifest.index or {}).get("shards", {}).get(shard.name, {}).get("invalid") and path.exists():
+        if shard.index_sha256 and (manifest.index or {}).get("shards", {}).get(shard.name, {}).get("invalid"):
             t = pq.read_table(path, columns=["cid", "smiles", "mol"])
             tables.append(t.filter(pc.is_null(t["mol"])).select(["cid", "smiles"]))
     schema = pa.schema([("cid", pa.int64()), ("smiles", pa.string())])
@@ -153,8 +192,7 @@ def coverage_note(manifest: Manifest) -> str | None:
     check_index(manifest)
     if not manifest.index:
         return "no chemistry index: parsing every SMILES (`workbench index` would make this search faster)"
-    built = manifest.index.get("shards", {})
-    missing = sum(built.get(s.name, {}).get("sha256") != s.sha256 for s in manifest.shards)
+    missing = sum(not s.index_sha256 for s in manifest.shards)
     if missing:
         return (f"{missing} of {len(manifest.shards)} shards are not indexed: parsing their SMILES "
                 "(re-run `workbench index` to index them)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import gzip
 import hashlib
 import io
@@ -13,15 +14,18 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from workbench.errors import IngestError, WorkbenchError
+from workbench.errors import DatasetError, IngestError, WorkbenchError
 from workbench.storage.formats import FORMATS, Chunk, read_cid_smiles, read_sdf, read_smi, sniff_format
-from workbench.storage.manifest import Manifest, ShardInfo, write_manifest
+from workbench.storage.manifest import Manifest, ShardInfo, read_manifest, write_manifest
 from workbench.util.sizes import parse_bytes
 
 Source = str | os.PathLike[str] | BinaryIO
 REJECTS_NAME = "rejects.tsv"
+
+
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
 def shard_limit(text: str | int) -> int:
@@ -46,6 +50,7 @@ class ShardWriter:
         self._path = f"shards/{self._name}.tsv"
         self._fh = open(self.directory / self._path, "wb")
         self._hash, self._bytes, self._records = hashlib.sha256(), 0, 0
+        self._ascii = True
         self._first: bytes | None = None
         self._last = b""
 
@@ -53,7 +58,7 @@ class ShardWriter:
         assert self._fh is not None
         self._fh.close()
         self.shards.append(ShardInfo(self._name, self._path, self._records, self._bytes, self._hash.hexdigest(),
-                                     int(self._first or 0), int(self._last)))
+                                     int(self._first or 0), int(self._last), self._ascii))
         self._fh = None
 
     def write(self, data: bytes, records: int) -> None:
@@ -76,6 +81,7 @@ class ShardWriter:
                 records -= count
             self._fh.write(piece)  # type: ignore[union-attr]
             self._hash.update(piece)
+            self._ascii = self._ascii and piece.isascii()
             self._bytes += len(piece)
             self._records += count
             if self._first is None:
@@ -159,17 +165,52 @@ def ingest(sources: Sequence[Source] | Source, dataset_dir: str | os.PathLike[st
     try:
         manifest = _build(sources, tmp, limit, format, smiles_field)
         if target.exists():
+            keep_index_files(target, tmp, manifest)
             old = target.parent / f".{target.name}.old-{os.getpid()}"
             os.rename(target, old)
             os.rename(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, target)
+    except OSError as exc:  # writing failed (full disk, quota, read-only): a clean error, nothing left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IngestError(f"cannot write dataset {str(target)!r}: {exc.strerror or exc}; no dataset written") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     del manifest
     return target
+
+
+def keep_index_files(old: Path, new: Path, manifest: Manifest) -> int:
+    """Re-ingest (``--force``): carry over the chemistry index files of ``old`` whose shard bytes
+    (sha256) are unchanged and whose file is intact, so ``workbench index`` builds only the rest.
+    Returns how many shards keep their index; updates ``manifest`` on disk."""
+    from workbench.storage.index import index_file_problem, invalid_records, write_invalid_list
+
+    try:
+        previous = read_manifest(old)
+    except DatasetError:
+        return 0
+    by_sha = {s.sha256: s for s in previous.shards if s.index_sha256}
+    kept: dict[str, dict[str, Any]] = {}
+    for shard in manifest.shards:
+        was = by_sha.get(shard.sha256)
+        if was is None or index_file_problem(str(old / was.index_path), was) is not None:
+            continue
+        target = new / shard.index_path
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.link(old / was.index_path, target)
+        except OSError:
+            shutil.copyfile(old / was.index_path, target)
+        kept[shard.name] = dict(previous.index["shards"][was.name])  # type: ignore[index]
+    if kept:
+        manifest.index = {**{k: v for k, v in previous.index.items() if k != "shards"}, "shards": kept}  # type: ignore[union-attr]
+        manifest.attach_index_files()
+        write_manifest(new, manifest)
+        write_invalid_list(new, invalid_records(new, manifest))
+    return len(kept)
 
 
 def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_field: str | None) -> Manifest:
@@ -193,6 +234,8 @@ def _build(sources: Sequence[Source], tmp: Path, limit: int, fmt: str, smiles_fi
                 except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
                     raise IngestError(f"{name}: corrupt or truncated gzip data ({exc}); no dataset written") from None
                 except OSError as exc:
+                    if exc.errno in WRITE_ERRORS:
+                        raise  # the dataset could not be written: reported as such by `ingest`
                     raise IngestError(f"{name}: read error: {exc}; no dataset written") from None
     shards = writer.close()
     manifest = Manifest(sources=names, records=sum(s.records for s in shards), rejected=rejected,

@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def testbed_down(cluster_file: str | os.PathLike[str]) -> list[str]:
         raise ClusterError(f"no testbed is up for {cluster_file}")
     removed: list[str] = []
     from workbench.cluster.daskcluster import cluster_down, is_up, logs_dir, state_path
+    from workbench.cluster.tls import tls_dir
 
     if cluster_file.exists() and is_up(cluster_file):
         try:
@@ -123,7 +125,7 @@ def testbed_down(cluster_file: str | os.PathLike[str]) -> list[str]:
     if root.exists():
         shutil.rmtree(root)
         removed.append(str(root))
-    for path in (logs_dir(cluster_file), state_path(cluster_file)):
+    for path in (logs_dir(cluster_file), state_path(cluster_file), tls_dir(cluster_file)):
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
@@ -208,10 +210,23 @@ def _write_keys(root: Path, state: dict[str, Any]) -> None:
     (root / "known_hosts").write_text("".join(known))
 
 
+def _node_python(root: Path) -> Path:
+    """The nodes' Python: this one, importing this very workbench (so nodes run the coordinator's code)."""
+    import workbench
+
+    source = Path(workbench.__file__).resolve().parent.parent
+    path = root / "python"
+    path.write_text(f'#!/bin/sh\nPYTHONPATH={shlex.quote(str(source))}${{PYTHONPATH:+:$PYTHONPATH}} '
+                    f'exec {shlex.quote(sys.executable)} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
 def _cluster_text(root: Path, state: dict[str, Any], cores: int) -> str:
     head = {"coordinator": state["host"], "known_hosts": str(root / "known_hosts"), "scheduler_port": 0,
             "connect_timeout": 5.0, "user": _user(), "key": str(root / "id_ed25519"),
-            "data_dir": str(root / "mnt" / "data"), "shared_dir": str(root / "shared"), "python": sys.executable}
+            "data_dir": str(root / "mnt" / "data"), "shared_dir": str(root / "shared"),
+            "python": str(_node_python(root))}
     nodes = [{"name": n, "host": info["address"], "cores": cores, "labels": ["testbed"]}
              for n, info in state["nodes"].items()]
     return "# written by `workbench testbed up`; removed by `workbench testbed down`\n" + dump_cluster(head, nodes)
