@@ -71,7 +71,12 @@ def main() -> None:
     n = ds.manifest.records
     from workbench.backends import get_backend
 
-    get_backend("local", workers=args.workers).client()  # interpreters and imports: not per molecule
+    import importlib
+
+    client = get_backend("local", workers=args.workers).client()  # interpreters and imports: not per molecule
+    for module in ("workbench.chem.loaded", "workbench.chem.screening", "workbench.jobs.substructure"):
+        importlib.import_module(module)
+        client.run(importlib.import_module, module)
     baseline = anonymous_rss()
     rows, peak = [], 0
     queries = [("substructure", q) for q, _ in panel()[:20]] + [("similar", s) for s in
