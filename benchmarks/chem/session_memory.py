@@ -69,9 +69,9 @@ def main() -> None:
     index_bytes = sum(p.stat().st_size for p in (directory / "index").glob("*.parquet"))
     ds = wb.open_dataset(directory)
     n = ds.manifest.records
-    from workbench.backends import get_backend
-
     import importlib
+
+    from workbench.backends import get_backend
 
     client = get_backend("local", workers=args.workers).client()  # interpreters and imports: not per molecule
     for module in ("workbench.chem.loaded", "workbench.chem.screening", "workbench.jobs.substructure"):
