@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from substructure_vs_substructlibrary import panel, rdkit_parse_and_fingerprint, substruct_library  # noqa: E402
+from substructure_vs_substructlibrary import panel, rdkit_parse_and_fingerprint, substruct_library, vouched  # noqa: E402
 
 QUERIES = [smarts for smarts, _ in panel()][:6]
 
@@ -38,7 +38,7 @@ def shard(tmp_path_factory):
     info = ShardInfo("nci", "shards/nci.tsv", len(smiles), len(data), hashlib.sha256(data).hexdigest())
     task = ShardTask(str(root), info)
     build_shard_index(task.path, task.index_path, info)
-    return task, smiles
+    return ShardTask(str(root), vouched(info, Path(task.index_path))), smiles
 
 
 @pytest.mark.parametrize("smarts", QUERIES)
