@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.backends.retry import DEFAULT_RETRIES, RetryPolicy
 from workbench.jobs.base import Job
 from workbench.runner import Run, open_backend
 from workbench.storage import index as index_files
@@ -54,14 +55,25 @@ class Dataset:
 
     # -- running jobs ------------------------------------------------------------------
     def run(self, job: Job, *, backend: str = "local", workers: int | None = None, progress: bool = False,
-            shards: list[ShardInfo] | None = None, **backend_options: Any) -> Run:
+            shards: list[ShardInfo] | None = None, retries: int = DEFAULT_RETRIES,
+            shard_timeout: float | None = None, keep_going: bool = False,
+            output: str | os.PathLike[str] | None = None, resume: bool = False, **backend_options: Any) -> Run:
         """Run any job (on ``shards``, default all): iterate the ``Run`` for ``ShardResult`` s as shards
-        finish, or take its ``payloads()``, ``batches()`` or ``table()`` (after the job's final step)."""
+        finish, or take its ``payloads()``, ``batches()`` or ``table()`` (after the job's final step).
+
+        A shard attempt that fails for a transient reason (killed process or container, lost worker
+        or node, timeout) runs again up to ``retries`` times; one running longer than
+        ``shard_timeout`` seconds is killed. A shard that fails for good raises ``JobError``, unless
+        ``keep_going``: then the other shards finish and ``Run.failed`` lists the failed ones.
+        ``output``: also write the results to that file (.tsv, .jsonl, .parquet), atomically, with a
+        journal beside it that ``resume=True`` continues after an interruption.
+        """
         from dataclasses import replace
 
+        policy = RetryPolicy(retries=retries, shard_timeout=shard_timeout, keep_going=keep_going)
         manifest = self.manifest if shards is None else replace(self.manifest, shards=shards)
         return Run(job, self.directory, manifest, open_backend(backend, workers=workers, **backend_options),
-                   progress=progress)
+                   progress=progress, policy=policy, output=output, resume=resume)
 
     def batches(self, job: Job, **run_options: Any) -> Iterator["pa.RecordBatch"]:
         """Arrow record batches as shards finish; a job with a final step (sort, top-K, reduce)
@@ -69,7 +81,9 @@ class Dataset:
         return self.run(job, **run_options).batches()
 
     def table(self, job: Job, **run_options: Any) -> "pa.Table":
-        """All results as one Arrow table, after the job's final step: what the CLI prints."""
+        """All results as one Arrow table, after the job's final step: what the CLI prints.
+        ``run_options`` are those of ``run`` (``retries``, ``shard_timeout``, ``keep_going``, …); keeping
+        going, failed shards come as a ``PartialResult`` warning and the table's ``workbench.failed`` metadata."""
         return self.run(job, **run_options).table()
 
     def grep(self, pattern: str, *, fixed: bool = False, extended: bool = False, ignore_case: bool = False,
@@ -176,10 +190,12 @@ class IndexReport:
     invalid: "pa.Table"  # cid, smiles of every record RDKit cannot parse (all shards)
     invalid_list: Path
     stats: Any = None  # RunStats of the build (None when nothing needed building)
+    failed: list[Any] = field(default_factory=list)  # ShardFailure of shards not indexed (keep_going)
 
     def summary(self) -> str:
-        return (f"index: {self.shards} shards ({self.built} built, {self.up_to_date} up to date), "
-                f"{self.records:,} records, {self.invalid.num_rows:,} RDKit cannot parse"
+        return (f"index: {self.shards} shards ({self.built - len(self.failed)} built, {self.up_to_date} up to date"
+                + (f", {len(self.failed)} failed" if self.failed else "")
+                + f"), {self.records:,} records, {self.invalid.num_rows:,} RDKit cannot parse"
                 + (f" (listed in {self.invalid_list})" if self.invalid.num_rows else ""))
 
 
@@ -192,7 +208,7 @@ def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "loca
     todo = index_files.stale_shards(root, manifest, force)
     reset = force or not manifest.index or index_files.incompatibility(manifest.index) is not None
     built: dict[str, dict[str, Any]] = {}
-    stats = None
+    stats, failed = None, []
     if todo:
         run = dataset.run(IndexJob(), shards=todo, backend=backend, workers=workers, progress=progress,
                           **backend_options)
@@ -204,14 +220,14 @@ def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "loca
             if built or reset:
                 index_files.record_built(manifest, built, reset)
                 write_manifest(root, manifest)
-        stats = run.stats
+        stats, failed = run.stats, run.failed
     elif manifest.index is None:
         index_files.record_built(manifest, {}, True)
         write_manifest(root, manifest)
     invalid = index_files.invalid_records(root, manifest)
     return IndexReport(shards=len(manifest.shards), built=len(todo), up_to_date=len(manifest.shards) - len(todo),
                        records=manifest.records, invalid=invalid,
-                       invalid_list=index_files.write_invalid_list(root, invalid), stats=stats)
+                       invalid_list=index_files.write_invalid_list(root, invalid), stats=stats, failed=failed)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -17,15 +18,15 @@ from tests.helpers import require
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="module")
-def scheduler(tmp_path_factory):
-    """A scheduler and two single-threaded worker processes on loopback."""
+@contextlib.contextmanager
+def dask_processes(tmp: Path, env: dict[str, str] | None = None):
+    """A scheduler and two single-threaded worker processes (one nanny each) on loopback; yields its address."""
     require("dask", (BIN / "dask").exists(), "the `dask` command is not installed")
-    tmp = tmp_path_factory.mktemp("dask")
+    env = {**os.environ, **(env or {})}
     sched_file = tmp / "scheduler.json"
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
     try:
         deadline = time.time() + 60
         while not sched_file.exists() and time.time() < deadline:
@@ -33,7 +34,7 @@ def scheduler(tmp_path_factory):
         procs.append(subprocess.Popen([str(BIN / "dask"), "worker", "--scheduler-file", str(sched_file),
                                        "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env={**os.environ, "WORKBENCH_NODE": "dask-test-node"}))
+                                      env={**env, "WORKBENCH_NODE": "dask-test-node"}))
         address = json.loads(sched_file.read_text())["address"]
         from distributed import Client
 
@@ -48,6 +49,13 @@ def scheduler(tmp_path_factory):
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A scheduler and two single-threaded worker processes on loopback."""
+    with dask_processes(tmp_path_factory.mktemp("dask")) as address:
+        yield address
 
 
 class TestDaskScheduler(BackendConformance):

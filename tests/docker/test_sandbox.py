@@ -52,9 +52,10 @@ def test_running_worker_is_sandboxed(slow_dataset, worker_images, docker_client,
     assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
 
 
-def test_killed_worker_fails_the_run_and_leaves_nothing(slow_dataset, worker_images, docker_client,
-                                                        existing_containers):
-    run = slow_dataset.run(GrepJob(SLOW_PATTERN), backend="docker", workers=2)
+def test_killed_worker_without_retries_fails_the_run_and_leaves_nothing(slow_dataset, worker_images, docker_client,
+                                                                        existing_containers):
+    """With --retries 0 (retried runs: tests/faults)."""
+    run = slow_dataset.run(GrepJob(SLOW_PATTERN), backend="docker", workers=2, retries=0)
     results = iter(run)
     next(results)
     our_containers(docker_client, existing_containers)[0].kill()

@@ -1,8 +1,10 @@
 """The backend seam: where shard tasks run.
 
 A backend takes a job and a dataset and yields one ``ShardResult`` per shard *as shards finish*
-(any order). It must: run one task per shard with dynamic load balance; raise ``JobError``
-naming the shard when one fails; stop outstanding work when the consumer stops iterating
+(any order). It must: run one task per shard with dynamic load balance, through one of the two
+mechanisms (``threads.stream_threads``, ``dask.stream_futures``), which apply the run's
+``RetryPolicy`` (retries, timeout, keep going); raise ``JobError`` naming the shard when one fails
+for good (keeping going: yield a ``ShardFailure`` for it); stop outstanding work when the consumer stops iterating
 (``GeneratorExit``) or on ``KeyboardInterrupt``, leaving no process or container behind.
 Backends are cached per process by ``workbench.backends.get_backend`` so repeated calls
 reuse a started cluster; ``close()`` releases it.
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+from workbench.backends.retry import RetryPolicy, ShardFailure
 from workbench.jobs.base import Job, ShardResult, ShardTask
 from workbench.storage.manifest import Manifest, ShardInfo
 
@@ -27,7 +30,8 @@ class Backend(ABC):
         self.workers = workers or default_workers()
 
     @abstractmethod
-    def map_shards(self, job: Job, root: Path, manifest: Manifest) -> Iterator[ShardResult]:
+    def map_shards(self, job: Job, root: Path, manifest: Manifest,
+                   policy: RetryPolicy = RetryPolicy()) -> Iterator[ShardResult | ShardFailure]:
         """Run ``job`` on every shard of the dataset at ``root``; yield results as they finish."""
 
     def prepare(self, job: Job, manifest: Manifest) -> list[str]:

@@ -1,50 +1,87 @@
 """Dask distributed: shard tasks on an existing scheduler (``--scheduler``; ``tls://`` with mutual TLS).
 
 ``stream_futures`` is the one way shard tasks run on processes, shared with the local backend's
-process cluster: one future per shard, yielded as they complete; a failure is reported by shard
-name and cancels the rest. A cluster file's cluster (``--cluster``) is this backend with tasks
-restricted to the workers of nodes holding each shard (``workbench.cluster.backends``).
+process cluster: one future per shard attempt, yielded as they complete, under the run's
+``RetryPolicy`` (``workbench.backends.retry``): a failed attempt — a lost worker included — is
+submitted again, by default on the shard's other allowed workers (``replace`` may choose anew); a
+final failure is reported by shard name and cancels the rest. A cluster file's cluster
+(``--cluster``) is this backend with tasks restricted to the workers of nodes holding each shard
+(``workbench.cluster.backends``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.backends.base import Backend
-from workbench.backends.threads import shard_error
-from workbench.errors import BackendError, WorkbenchError
-from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
+from workbench.backends.retry import Attempts, Failed, RetryPolicy, ShardFailure, Tries, attempt_shard, lost_worker
+from workbench.errors import BackendError, TransientError, WorkbenchError
+from workbench.jobs.base import Job, ShardResult, ShardTask
 
 if TYPE_CHECKING:
-    from distributed import Client, Security
+    from distributed import Client, Future, Security
 
     from workbench.storage.manifest import Manifest
 
 Placed = tuple[ShardTask, "list[str] | None"]
+#: Where the next attempt of a shard runs, given its attempts so far (it may raise ``WorkbenchError``).
+Replace = Callable[[Tries, "list[str] | None"], Placed]
 
 
-def stream_futures(client: "Client", job: Job, placed: Sequence[Placed]) -> Iterator[ShardResult]:
+def stream_futures(client: "Client", job: Job, placed: Sequence[Placed], policy: RetryPolicy = RetryPolicy(),
+                   replace: Replace | None = None) -> Iterator[ShardResult | ShardFailure]:
     """Submit one task per shard (optionally restricted to workers) and yield results as they finish."""
     from distributed import as_completed
 
-    futures = {}
-    for task, workers in placed:
-        future = client.submit(run_shard, job, task, pure=False, key=f"{job.name}-{task.shard.name}-{_token()}",
-                               workers=workers, allow_other_workers=False)
-        futures[future] = task
+    attempts = Attempts(policy, [task for task, _ in placed])
+    futures: dict["Future", tuple[Tries, list[str] | None]] = {}
+
+    def submit(task: ShardTask, workers: list[str] | None) -> "Future":
+        tries = attempts.start(task)
+        future = client.submit(attempt_shard, job, task, policy.shard_timeout, pure=False,
+                               key=f"{job.name}-{task.shard.name}-{_token()}", workers=workers,
+                               allow_other_workers=False)
+        futures[future] = (tries, workers)
+        return future
+
+    pending = as_completed([submit(task, workers) for task, workers in placed], loop=client.loop)
     try:
-        for future in as_completed(list(futures), loop=client.loop):
-            if future.status == "error":
-                raise shard_error(futures[future].shard.name, future.exception())
-            if future.status == "cancelled":
-                raise BackendError(f"shard {futures[future].shard.name} was cancelled (a worker was lost?)")
-            result = future.result()
+        for future in pending:
+            tries, workers = futures.pop(future)
+            outcome = _outcome(future)
             future.release()
-            yield result
+            settled = attempts.settle(tries, outcome)
+            if settled is None:
+                try:
+                    task, workers = (replace or _elsewhere)(tries, workers)
+                except WorkbenchError as exc:
+                    settled = attempts.give_up(tries, exc)
+                else:
+                    pending.add(submit(task, workers))
+                    continue
+            yield settled
     finally:
         client.cancel(list(futures))
+
+
+def _outcome(future: "Future") -> ShardResult | Failed:
+    """A finished future's result, or its failure (a lost worker or a cancelled task is transient)."""
+    if future.status == "error":
+        exc = future.exception()
+        return lost_worker(exc) or Failed(exc)
+    if future.status == "cancelled":
+        return Failed(TransientError("the task was cancelled (its worker was lost?)"))
+    return future.result()
+
+
+def _elsewhere(tries: Tries, workers: list[str] | None) -> Placed:
+    """By default the next attempt runs on the shard's allowed workers but those that failed it (if any remain)."""
+    if workers is None:
+        return tries.task, None
+    others = [w for w in workers if w not in tries.failed_workers]
+    return tries.task, others or workers
 
 
 def _token() -> str:
@@ -110,8 +147,14 @@ class DaskBackend(Backend):
         """Each shard task with the workers allowed to run it (None: any)."""
         return [(t, None) for t in self.tasks(root, manifest.shards)]
 
-    def map_shards(self, job: Job, root: Path, manifest: "Manifest") -> Iterator[ShardResult]:
-        yield from stream_futures(self.client, job, self.placed_tasks(root, manifest))
+    def replace(self, root: Path, manifest: "Manifest", tries: Tries, workers: list[str] | None) -> Placed:
+        """Where a shard's next attempt runs (default: its allowed workers but those that failed it)."""
+        return _elsewhere(tries, workers)
+
+    def map_shards(self, job: Job, root: Path, manifest: "Manifest",
+                   policy: RetryPolicy = RetryPolicy()) -> Iterator[ShardResult | ShardFailure]:
+        yield from stream_futures(self.client, job, self.placed_tasks(root, manifest), policy,
+                                  lambda tries, workers: self.replace(root, manifest, tries, workers))
 
     def describe(self) -> str:
         return f"dask:{self.address}"

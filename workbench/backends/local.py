@@ -4,10 +4,11 @@ Jobs whose work runs in a subprocess or releases the GIL (grep) run on a thread 
 (``workbench.backends.threads``): no Dask import, and threads driving grep subprocesses need no
 more. Jobs that hold the GIL (RDKit loops) run on single-threaded Dask worker processes, started
 on first use and kept for the rest of the session. Each worker is its own interpreter started
-with ``python -m dask spec`` (``distributed``'s ``SubprocessWorker``), attached to a scheduler in
-this process: unlike ``LocalCluster``'s spawned workers, they never re-import the caller's
-``__main__``, so a plain script calling ``ds.substructure(...)`` at top level works as written.
-A pool that lost a worker (a crash in native code) is replaced before the next run.
+with ``python -m dask spec`` (``distributed``'s ``SubprocessWorker``) running a Nanny, attached to
+a scheduler in this process: unlike ``LocalCluster``'s workers, spawned from this process, they
+never re-import the caller's ``__main__``, so a plain script calling ``ds.substructure(...)`` at
+top level works as written. A killed worker process is restarted by its Nanny; a pool that lost a
+whole worker is replaced before the next run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.backends.base import Backend
+from workbench.backends.retry import RetryPolicy, ShardFailure
 from workbench.backends.threads import stream_threads
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 from workbench.jobs.proc import kill_running
@@ -35,23 +37,25 @@ class LocalBackend(Backend):
         self._client: Any = None
         self._cluster: Any = None
 
-    def map_shards(self, job: Job, root: Path, manifest: "Manifest") -> Iterator[ShardResult]:
+    def map_shards(self, job: Job, root: Path, manifest: "Manifest",
+                   policy: RetryPolicy = RetryPolicy()) -> Iterator[ShardResult | ShardFailure]:
         tasks = self.tasks(root, manifest.shards)
         if job.executor == "threads":
-            return self._threaded(job, tasks)
-        return self._processes(job, tasks)
+            return self._threaded(job, tasks, policy)
+        return self._processes(job, tasks, policy)
 
     # -- threads: a thread pool driving subprocesses -----------------------------------------
-    def _threaded(self, job: Job, tasks: list[ShardTask]) -> Iterator[ShardResult]:
+    def _threaded(self, job: Job, tasks: list[ShardTask], policy: RetryPolicy) -> Iterator[ShardResult | ShardFailure]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="workbench")
-        return stream_threads(self._pool, lambda task: run_shard(job, task), tasks, on_stop=kill_running)
+        return stream_threads(self._pool, lambda task, _: run_shard(job, task), tasks, on_stop=kill_running,
+                              policy=policy)
 
     # -- processes: a cached pool of worker subprocesses -------------------------------------
-    def _processes(self, job: Job, tasks: list[ShardTask]) -> Iterator[ShardResult]:
+    def _processes(self, job: Job, tasks: list[ShardTask], policy: RetryPolicy) -> Iterator[ShardResult | ShardFailure]:
         from workbench.backends.dask import stream_futures
 
-        return stream_futures(self.client(), job, [(t, None) for t in tasks])
+        return stream_futures(self.client(), job, [(t, None) for t in tasks], policy)
 
     def client(self) -> Any:
         """The process pool's client, started on first use (and again if a worker died)."""
@@ -65,12 +69,20 @@ class LocalBackend(Backend):
             from distributed.worker_memory import parse_memory_limit
 
             logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO chatter on our stderr
+            # a task whose worker died is the run's to retry (or report), not the scheduler's to log
+            logging.getLogger("distributed.scheduler").addFilter(
+                lambda record: "workers died while trying to run it" not in record.getMessage())
+            # each worker: a `dask spec` interpreter running a Nanny (which restarts its worker process if
+            # it dies), never an import of the caller's __main__; loopback only
             options = {"host": "127.0.0.1", "nthreads": 1, "silence_logs": logging.ERROR,
                        "memory_limit": parse_memory_limit("auto", 1, self.workers, logger=logging.getLogger(__name__))}
-            worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Worker",
+            worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Nanny",
                                                             "worker_kwargs": options}}
-            # loopback only; the scheduler's HTTP endpoint on an ephemeral port (no clash with another's 8787)
-            scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}
+            # the scheduler's HTTP endpoint on an ephemeral port (no clash with another cluster's 8787);
+            # allowed_failures=0: a task whose worker dies comes back as KilledWorker at once, so
+            # the run's own retry policy (not the scheduler's) decides whether to run it again
+            scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
+                                                       "allowed_failures": 0}}
             self._cluster = SpecCluster(scheduler=scheduler,
                                         workers={i: worker for i in range(self.workers)},
                                         silence_logs=logging.ERROR, name="workbench-local")

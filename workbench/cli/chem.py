@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from workbench.backends.retry import DEFAULT_RETRIES
 from workbench.cli import app
 from workbench.cli.common import (
     BackendOpt,
@@ -15,12 +16,17 @@ from workbench.cli.common import (
     DatasetOpt,
     DockerHostOpt,
     ImageOpt,
+    KeepGoingOpt,
+    PlatformOpt,
+    RetriesOpt,
     RunOptions,
     SchedulerOpt,
+    ShardTimeoutOpt,
     StatsJsonOpt,
     StatsOpt,
     WorkersOpt,
     backend_options,
+    failure_options,
     with_run_options,
 )
 
@@ -35,6 +41,10 @@ def index(
     cluster: ClusterOpt = None,
     docker_host: DockerHostOpt = None,
     image: ImageOpt = None,
+    platform: PlatformOpt = None,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    shard_timeout: ShardTimeoutOpt = None,
+    keep_going: KeepGoingOpt = False,
     stats: StatsOpt = False,
     stats_json: StatsJsonOpt = None,
 ) -> None:
@@ -47,14 +57,19 @@ def index(
     from workbench.api import open_dataset
 
     ds = open_dataset(dataset)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
-    report = ds.build_index(force=force, progress=sys.stderr.isatty(), **opts)
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image, platform=platform)
+    report = ds.build_index(force=force, progress=sys.stderr.isatty(), **opts,
+                            **failure_options(retries, shard_timeout, keep_going))
     print(report.summary(), file=sys.stderr)
     if report.stats is not None:
         if stats:
             print(report.stats.summary(), file=sys.stderr)
         if stats_json:
             report.stats.write_json(stats_json)
+    for failure in report.failed:
+        print(f"error: shard {failure.shard} failed: {failure.error}", file=sys.stderr)
+    if report.failed:
+        raise typer.Exit(2)
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """Backends across a cluster file's nodes: Dask tasks follow shard placement; Docker gets one
-engine per node and sends each shard to a node holding it (``--cluster FILE``).
+engine per node and runs each shard on a node holding it (``--cluster FILE``). A shard attempt
+that fails runs again on another node holding it where there is one.
 
 The backends themselves know nothing of cluster files: this layer gives them their engines or
 scheduler address and says which worker or node may run each shard.
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING
 from workbench.backends import Backend
 from workbench.backends.dask import DaskBackend, Placed
 from workbench.backends.docker import DockerBackend
+from workbench.backends.retry import Tries
 from workbench.containers.pool import Engine, check_readable, open_engine
-from workbench.errors import BackendError, WorkbenchError
+from workbench.errors import BackendError, ClusterError, WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
@@ -35,35 +37,54 @@ class ClusterDaskBackend(DaskBackend):
     def placed_tasks(self, root: Path, manifest: "Manifest") -> list[Placed]:
         from workbench.cluster.locality import locality_tasks
 
-        return locality_tasks(root, manifest, self.cluster)
+        return locality_tasks(root, manifest, self.cluster, self.live_workers())
+
+    def replace(self, root: Path, manifest: "Manifest", tries: Tries, workers: list[str] | None) -> Placed:
+        """A failed shard's next attempt: on live workers of another node holding it (any holder when
+        none is left), its dataset root as that node sees it; none live -> ``ClusterError``."""
+        from dataclasses import replace
+
+        from workbench.cluster.daskcluster import worker_names
+        from workbench.cluster.locality import locality_tasks
+
+        failed = set(tries.failed_nodes) | {node for node, names in worker_names(self.cluster).items()
+                                            if set(names) & set(tries.failed_workers)}
+        live = self.live_workers()
+        one = replace(manifest, shards=[tries.task.shard])
+        try:
+            [placed] = locality_tasks(root, one, self.cluster, live, exclude=failed)
+        except ClusterError:  # no other node holding it is up: those that failed it, if they are back
+            [placed] = locality_tasks(root, one, self.cluster, live)
+        return placed
+
+    def live_workers(self) -> set[str]:
+        """Names of the workers connected to the scheduler now."""
+        return {str(w.get("name")) for w in self.client.scheduler_info(n_workers=-1)["workers"].values()}
 
 
 class ClusterDockerBackend(DockerBackend):
-    """One engine per node with a ``docker`` URL; each shard to the least loaded node holding it."""
+    """One engine per node with a ``docker`` URL; each shard attempt on a free slot of a node holding it."""
 
     def __init__(self, cluster: str, workers: int | None = None, docker_host: str | None = None,
-                 image: str | None = None, mode: str = "pool", memory: str | None = None, insecure_engine: bool = False):
+                 image: str | None = None, mode: str = "pool", memory: str | None = None, insecure_engine: bool = False,
+                 platform: str | None = None):
         if docker_host:
             raise BackendError("--docker-host does not apply with --cluster: each node's engine is its `docker` URL")
         self.cluster = str(cluster)
-        super().__init__(workers, image=image, mode=mode, memory=memory, engines=node_engines(self.cluster, insecure_engine))
+        super().__init__(workers, image=image, mode=mode, memory=memory, engines=node_engines(self.cluster, insecure_engine),
+                         platform=platform)
 
     def where(self, engine: Engine) -> tuple[str, str]:
         return (f"the Docker engine of node {engine.node!r} ({engine.url})",
                 f"workbench images build{{only}} --docker-host {engine.url}")
 
-    def targets(self, root: Path, manifest: "Manifest") -> dict[str, tuple[Engine, str]]:
-        """Each shard on one node holding it, the least loaded by bytes per core (largest shards first)."""
+    def candidates(self, root: Path, manifest: "Manifest") -> dict[str, list[tuple[Engine, str]]]:
+        """Each shard's nodes holding it (their engines), with its dataset root as those nodes see it."""
         from workbench.cluster.locality import docker_targets
 
-        load = dict.fromkeys(self.engines, 0)
-        chosen: dict[str, tuple[Engine, str]] = {}
-        for task, nodes in docker_targets(Path(root), manifest, self.cluster):
-            engines = [self.engines[n.name] for n in nodes]
-            best = min(engines, key=lambda e: (load[e.node] + task.shard.bytes) / e.cores)
-            load[best.node] += task.shard.bytes
-            chosen[task.shard.name] = (best, task.root)
-        for engine, node_root in set(chosen.values()):
+        chosen = {task.shard.name: [(self.engines[n.name], task.root) for n in nodes]
+                  for task, nodes in docker_targets(Path(root), manifest, self.cluster)}
+        for engine, node_root in {o for options in chosen.values() for o in options}:
             if engine.url.startswith("unix://") and Path(node_root).is_dir():  # this host's engine: check here
                 check_readable(Path(node_root), manifest)
         return chosen

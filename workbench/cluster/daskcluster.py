@@ -125,6 +125,20 @@ def cluster_up(cluster_file: str | os.PathLike[str], *, timeout: float = 60.0,
     return state
 
 
+def start_node_workers(cluster_file: str | os.PathLike[str], node: str, *, timeout: float = 60.0) -> dict[str, Any]:
+    """(Re)start one node's workers on the running cluster (after the node came back); waits until they joined."""
+    cluster = load_cluster(cluster_file)
+    state = read_state(cluster.path)
+    if not state or not pid_alive(state["scheduler_pid"]):
+        raise ClusterError(f"cluster is not up; run `workbench cluster up --cluster {cluster.path}`")
+    info = asyncio.run(_start_workers(cluster, cluster.node(node), state["scheduler"]))
+    state["nodes"][node] = info
+    state["missing"].pop(node, None)
+    _write_state(cluster.path, state)
+    _wait_for_workers(state, timeout, client_security(cluster.path))
+    return info
+
+
 def _quietly_down(cluster_file: Path) -> None:
     try:
         cluster_down(cluster_file)
@@ -183,7 +197,8 @@ def _start_scheduler(cluster: Cluster, timeout: float) -> dict[str, Any]:
          "--port", str(cluster.scheduler_port), "--scheduler-file", str(info), "--no-dashboard",
          *member(cluster.path, "scheduler").dask_args()],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        env={**os.environ, **REQUIRE_ENCRYPTION_ENV})
+        # a task whose worker dies comes back as KilledWorker at once: the run's retry policy decides
+        env={**os.environ, **REQUIRE_ENCRYPTION_ENV, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

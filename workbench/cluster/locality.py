@@ -49,17 +49,18 @@ def shard_holders(manifest: Manifest, cluster: Cluster, usable: set[str]) -> lis
     return chosen
 
 
-def locality_tasks(root: Path, manifest: Manifest, cluster_file: str) -> list[tuple[ShardTask, list[str] | None]]:
-    """Shard tasks for the cluster's Dask workers, each restricted to workers of nodes holding the shard."""
-    from workbench.cluster.daskcluster import live_worker_names, worker_names
+def locality_tasks(root: Path, manifest: Manifest, cluster_file: str, live: set[str],
+                   exclude: set[str] | frozenset[str] = frozenset()) -> list[tuple[ShardTask, list[str] | None]]:
+    """Shard tasks for the cluster's Dask workers, each restricted to the ``live`` workers of nodes
+    holding the shard (but the nodes in ``exclude``)."""
+    from workbench.cluster.daskcluster import worker_names
 
     cluster = load_cluster(cluster_file)
-    live = live_worker_names(cluster_file)
     by_node = {node: [w for w in names if w in live] for node, names in worker_names(cluster_file).items()}
-    usable = {node for node, names in by_node.items() if names}
+    usable = {node for node, names in by_node.items() if names and node not in exclude}
     tasks: list[tuple[ShardTask, list[str] | None]] = []
     for shard, node_root, nodes in shard_holders(manifest, cluster, usable):
-        anywhere = manifest.placement["mode"] == "shared" and set(nodes) == usable
+        anywhere = manifest.placement["mode"] == "shared" and set(nodes) == usable and not exclude
         workers = None if anywhere else [w for n in nodes for w in by_node[n]]
         tasks.append((ShardTask(node_root, shard), workers))
     return tasks

@@ -21,13 +21,15 @@ from docker.utils import parse_bytes  # Docker's own reading of memory limits ("
 from workbench.containers.engine import connect, engine_url
 from workbench.containers.imagemap import normalize_arch
 from workbench.containers.workers import MOUNT, OUT_MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, sandbox
-from workbench.errors import BackendError, JobError, QueryError
+from workbench.errors import BackendError, JobError, QueryError, TransientError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
+from workbench.util.scope import on_kill
 
 if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
 
 OK_STATUS = (0, 1)  # grep: 0 matches, 1 none; 2 and up is an error
+TEMPFAIL = 75  # the Python worker's status for an error that may not repeat (EX_TEMPFAIL)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,11 +93,15 @@ class ContainerPool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def run(self, job: Job, task: ShardTask) -> tuple[ShardOutput, str, float]:
-        """Run ``job`` on one shard in a free container; (output, container name, seconds)."""
+    def run(self, job: Job, task: ShardTask, worker: WorkerContainer | None = None) -> tuple[ShardOutput, str, float]:
+        """Run ``job`` on one shard in ``worker`` (taken with ``acquire``) or a free container;
+        (output, container name, seconds). A container that dies or is killed fails the shard with
+        ``TransientError``, as does a tool killed by a signal inside it."""
         request = shard_request(job, task, self.python)
-        worker = self._take()
+        worker = worker or self.acquire()
+        assert worker is not None
         start = time.perf_counter()
+        forget = on_kill(worker.remove)  # a shard timeout removes the container serving it
         try:
             status, stdout, error = worker.run(request)
             if self.out_dir and status in OK_STATUS:
@@ -103,20 +109,29 @@ class ContainerPool:
         except BaseException:
             self._drop(worker)
             raise
+        finally:
+            forget()
         if self.one_shot:
             self._drop(worker)
         else:
             self._free.put(worker)
         if status not in OK_STATUS:
             message = error.decode("utf-8", "replace").strip().splitlines()
-            raise JobError(f"{self.image} exited {status}: {message[0] if message else '(no message)'}")
+            text = f"{self.image} exited {status}: {message[0] if message else '(no message)'}"
+            raise (TransientError if status == TEMPFAIL or status >= 128 else JobError)(text)
         output = job.parse_output(stdout)
         if self.python:  # the Python worker frames the shard's notes where errors go
             output.notes = error.decode("utf-8", "replace").splitlines()
         return output, worker.name, time.perf_counter() - start
 
-    def _take(self) -> WorkerContainer:
-        """A free container, else a new one while under ``limit``, else wait for one to be freed."""
+    def busy(self) -> float:
+        """The share of this pool's slots serving shards (or starting) now."""
+        with self._lock:
+            return (self._count - self._free.qsize()) / (self.limit or max(self._count, 1))
+
+    def acquire(self, block: bool = True) -> WorkerContainer | None:
+        """A free container, else a new one while under ``limit``; else wait for one to be freed
+        (``block=False``: return None)."""
         while True:
             try:
                 return self._free.get_nowait()
@@ -128,6 +143,8 @@ class ContainerPool:
                 if self.limit is None or self._count < self.limit:
                     self._count += 1
                     break
+            if not block:
+                return None
             try:
                 return self._free.get(timeout=0.1)  # wakes up to see a close() or a removed container
             except queue.Empty:

@@ -7,9 +7,11 @@ a plain path — and prints each shard's output (what ``Job.parse_output`` reads
 ``python -m workbench.containers.worker --frame TOKEN`` serves requests read one per line on stdin,
 ``{"job": SPEC, "shard": ENTRY}``, and after each shard's output writes the frame line
 ``TOKEN STATUS NBYTES`` followed by NBYTES of error text (status 0: the shard's notes, one a
-line) — the framing of the shell loop of command images (with ``WB_OUT`` set, each shard's output
-goes to that file instead of stdout) — so one long-lived container serves many shards of many jobs
-and keeps what jobs cache (decoded molecules) between them. Needs only the standard library and the job's
+line; status 75: an error that may not repeat, an OS or memory error, see
+``workbench.errors.transient``) — the framing of the shell loop of command images (with ``WB_OUT``
+set, each shard's output goes to that file instead of stdout) — so one long-lived container serves
+many shards of many jobs and keeps what jobs cache (decoded molecules) between them. Needs only the
+standard library and the job's
 own imports (no Dask, no CLI).
 """
 
@@ -21,6 +23,7 @@ import os
 import sys
 from typing import Any
 
+from workbench.errors import transient
 from workbench.jobs import Job, ShardTask, job_from_spec
 from workbench.storage.manifest import ShardInfo
 
@@ -60,8 +63,8 @@ def serve(root: str, token: str) -> None:
             job = jobs.get(key) or jobs.setdefault(key, job_from_spec(request["job"]))
             payload, notes = shard_stdout(job, shard_task(root, request["shard"]))
             status, error = 0, "".join(f"{n}\n" for n in notes).encode()
-        except Exception as exc:  # reported to the client, which names the shard
-            payload, status, error = b"", 2, f"{type(exc).__name__}: {exc}".encode()
+        except Exception as exc:  # reported to the client, which names the shard (and may retry it)
+            payload, status, error = b"", 75 if transient(exc) else 2, f"{type(exc).__name__}: {exc}".encode()
         if out_file:  # an engine on this host: the output goes to a file the client reads
             with open(out_file, "wb") as fh:
                 fh.write(payload)

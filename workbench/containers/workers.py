@@ -16,7 +16,7 @@ from typing import Any
 
 import docker
 
-from workbench.errors import BackendError, JobError
+from workbench.errors import BackendError, TransientError
 
 MOUNT = "/data"
 OUT_MOUNT = "/out"  # where containers of an engine on this host write shard output (see ContainerPool)
@@ -63,11 +63,21 @@ class WorkerContainer:
     def __init__(self, client: "docker.DockerClient", image: str, command: list[str], options: dict[str, Any],
                  token: str):
         self.token = token.encode()
-        self.container = client.containers.create(image, command, stdin_open=True, **options)
+        try:
+            self.container = client.containers.create(image, command, stdin_open=True, **options)
+        except (docker.errors.DockerException, OSError) as exc:  # the engine is failing or gone
+            raise TransientError(f"cannot create a worker container: {exc}") from None
         self.name = self.container.name
-        streams = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-        self.socket = self.container.attach_socket(params=streams)
-        self.container.start()
+        self.socket = None
+        try:
+            streams = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            self.socket = self.container.attach_socket(params=streams)
+            self.container.start()
+        except BaseException as exc:
+            self.remove()
+            if isinstance(exc, (docker.errors.DockerException, OSError)):
+                raise TransientError(f"cannot start worker container {self.name}: {exc}") from None
+            raise
         self._frames = _frames(self.socket)
         self._buf = bytearray()
         self._scanned = 0  # bytes of _buf known to hold no frame token
@@ -89,7 +99,7 @@ class WorkerContainer:
                 return
             self._err = (self._err + data)[-2000:]
         said = self._err.decode("utf-8", "replace").strip().splitlines()
-        raise JobError(f"worker container {self.name} exited unexpectedly" + (f": {said[-1]}" if said else ""))
+        raise TransientError(f"worker container {self.name} exited unexpectedly" + (f": {said[-1]}" if said else ""))
 
     def _parse_frame(self) -> tuple[int, bytes, bytes] | None:
         at = self._buf.find(self.token, self._scanned)
@@ -115,9 +125,12 @@ class WorkerContainer:
             self.container.kill()
         except docker.errors.APIError:  # already exited (409) or gone (404): nothing left to stop
             pass
+        except OSError:  # the engine cannot be reached: its containers are gone or end with their stdin
+            pass
 
     def remove(self) -> None:
-        """Kill and delete (idempotent; ``auto_remove`` may have done it)."""
+        """Kill and delete (idempotent; ``auto_remove`` may have done it; an engine that is gone
+        has taken its containers with it, or they end when their stdin closes with this client)."""
         self._detach()
         try:
             self.container.remove(force=True)
@@ -126,10 +139,19 @@ class WorkerContainer:
         except docker.errors.APIError as exc:
             if "already in progress" not in str(exc):
                 raise
+        except OSError:  # the engine cannot be reached (requests' errors are OSErrors)
+            pass
 
     def _detach(self) -> None:
+        raw = _raw(self.socket) if self.socket is not None else None  # None once closed
         try:
-            self.socket.close()
+            if raw is not None:
+                raw.shutdown(socket.SHUT_RDWR)  # wakes a thread reading its frames
+        except OSError:
+            pass
+        try:
+            if self.socket is not None:
+                self.socket.close()
         except OSError:
             pass
 
@@ -148,7 +170,10 @@ def wait_gone(client: "docker.DockerClient", run_id: str, timeout: float = 10.0)
     """Wait until no container labelled ``run_id`` is left (``auto_remove`` is asynchronous)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        left = client.containers.list(all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        try:
+            left = client.containers.list(all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"})
+        except OSError:  # the engine is gone, and with it (or with their closed stdin) its containers
+            return
         if not left:
             return
         for c in left:

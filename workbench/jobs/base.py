@@ -66,6 +66,8 @@ class ShardResult:
     worker: str
     node: str
     notes: list[str] = field(default_factory=list)
+    attempts: int = 1  # set by the run: 1 + the failed attempts before this one
+    started: float = 0.0  # when the successful attempt started (seconds since the epoch)
 
     def stats(self) -> dict[str, Any]:
         d = asdict(self)
@@ -141,7 +143,8 @@ def run_shard(job: Job, task: ShardTask) -> ShardResult:
 def shard_result(task: ShardTask, out: ShardOutput, seconds: float, worker: str, node: str) -> ShardResult:
     """A finished shard's result: its output with the shard's size and where and how long it ran."""
     return ShardResult(shard=task.shard.name, payload=out.payload, hits=out.hits, bytes=task.shard.bytes,
-                       records=task.shard.records, seconds=seconds, worker=worker, node=node, notes=out.notes)
+                       records=task.shard.records, seconds=seconds, worker=worker, node=node, notes=out.notes,
+                       started=time.time() - seconds)
 
 
 def node_name() -> str:

@@ -6,10 +6,18 @@ or take ``batches()`` / ``table()`` (Arrow) — all three are the same records.
 
 Notes (the job's, from its ``prepare`` step, and each shard's) are kept in ``Run.notes`` and issued
 as ``WorkbenchNote`` warnings as they come; the CLI prints them as ``note: …`` lines.
+
+A run hands its ``RetryPolicy`` (retries, shard timeout, keep going) to the backend. Keeping going,
+shards that failed for good are listed in ``Run.failed`` (``ShardFailure``: shard, error,
+attempts) and the results are those of the other shards. With ``output=FILE`` the run keeps a
+journal beside FILE (``workbench.runner.journal``); FILE appears when ``payloads()`` (or
+``batches()``, ``table()``) completes with no failed shard, and ``resume=True`` reuses the shards an
+earlier, interrupted run of the same job finished.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -17,8 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.backends.base import Backend
-from workbench.errors import WorkbenchNote
+from workbench.backends.retry import RetryPolicy, ShardFailure
+from workbench.errors import JobError, WorkbenchNote
 from workbench.jobs.base import Job, ShardResult
+from workbench.runner.journal import Journal
 from workbench.runner.stats import RunStats, cpu_seconds
 from workbench.storage.integrity import check_sizes
 from workbench.storage.manifest import Manifest
@@ -32,36 +42,45 @@ class Run:
     """Iterate to get ``ShardResult`` s as shards finish (before the job's final step); or take
     ``payloads()``, ``batches()``, ``table()`` (after it). Afterwards ``stats`` holds the totals."""
 
-    def __init__(self, job: Job, root: Path, manifest: Manifest, backend: Backend, progress: bool = False):
+    def __init__(self, job: Job, root: Path, manifest: Manifest, backend: Backend, progress: bool = False,
+                 policy: RetryPolicy | None = None, output: str | os.PathLike[str] | None = None,
+                 resume: bool = False):
         self.job, self.root, self.manifest, self.backend = job, root, manifest, backend
         self.progress = progress
+        self.policy = policy or RetryPolicy()
+        self.output, self.resume = (Path(output) if output else None), resume
         self.stats = RunStats(job=job.name, backend=backend.describe(), workers=backend.workers,
                               shards_total=len(manifest.shards))
         #: Records in the final output (for count-only jobs: the total count), once ``payloads()`` ended.
         self.count = 0
         #: What the caller should know (no index, a damaged index file searched by text), in order.
         self.notes: list[str] = []
+        #: Shards that failed for good, in the order they failed (a run that does not keep going stops at the first).
+        self.failed: list[ShardFailure] = []
+        self._journal: Journal | None = None
 
     def payloads(self) -> Iterator[bytes]:
         """The job's result lines after its final step: as shards finish when the job has none,
-        else in one piece after the last shard. Sets ``count``."""
-        job, held = self.job, []
+        else in one piece after the last shard. Sets ``count``; writes ``output`` when complete."""
+        job, held = self.job, {}
         for result in self:
             if job.count_only:
                 continue
             if job.final_step:
-                held.append(result)
+                held[result.shard] = result.payload
             else:  # one (possibly empty) payload per shard
                 self.count += result.payload.count(b"\n")
                 yield result.payload
+        final = b""
         if job.count_only:
             self.count = job.final_count(self.stats.hits)
         elif job.final_step:  # in dataset order, whatever order shards finished in
-            order = {s.name: i for i, s in enumerate(self.manifest.shards)}
-            held.sort(key=lambda r: order.get(r.shard, len(order)))
-            final = job.finish_payloads([r.payload for r in held])
+            final = job.finish_payloads([held[s.name] for s in self.manifest.shards if s.name in held])
             self.count = final.count(b"\n")
             yield final
+        if self._journal is not None and not self.failed:
+            streamed = job.count_only or not job.final_step
+            self._journal.finish(job.schema(), self._journal.results(self.manifest) if streamed else [final])
 
     def batches(self) -> Iterator["pa.RecordBatch"]:
         """``payloads()`` as Arrow record batches of the job's schema."""
@@ -70,10 +89,23 @@ class Run:
             yield payload_to_batch(payload, schema)
 
     def table(self) -> "pa.Table":
-        """Every result record as one Arrow table (after the job's final step)."""
+        """Every result record as one Arrow table (after the job's final step). Keeping going, when
+        shards failed: a ``PartialResult`` warning, and the table's schema metadata
+        ``workbench.failed`` lists them as JSON (``Run.failed`` has them too)."""
         import pyarrow as pa
 
-        return pa.Table.from_batches(list(self.batches()), schema=self.job.schema())
+        table = pa.Table.from_batches(list(self.batches()), schema=self.job.schema())
+        if self.failed:  # keeping going: say which shards are missing, in the table and as a warning
+            import json
+
+            from workbench.errors import PartialResult
+
+            listing = json.dumps([f.stats() for f in self.failed]).encode()
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"workbench.failed": listing})
+            warnings.warn(PartialResult(f"{len(self.failed)} shards failed; the table holds the other shards' "
+                                        f"records: " + "; ".join(f"{f.shard}: {f.error}" for f in self.failed)),
+                          stacklevel=2)
+        return table
 
     def note(self, text: str) -> None:
         """Keep ``text`` in ``notes`` and issue it as a ``WorkbenchNote`` warning."""
@@ -81,24 +113,55 @@ class Run:
         warnings.warn(text, WorkbenchNote, stacklevel=2)
 
     def __iter__(self) -> Iterator[ShardResult]:
+        from dataclasses import replace
+
         check_sizes(self.root, self.manifest)  # cheap (one stat per shard): a changed shard never runs
         for text in self.backend.prepare(self.job, self.manifest) or []:  # a job without notes may return None
             self.note(text)
+        journal = self._journal = Journal(self.output, self.job, self.resume) if self.output else None
         start, cpu0 = time.perf_counter(), cpu_seconds()
         bar = _progress(self.stats) if self.progress else None
         try:
-            for result in self.backend.map_shards(self.job, self.root, self.manifest):
-                self.stats.add(result)
-                for text in result.notes:
-                    self.note(text)
+            reused = list(journal.reusable(self.manifest)) if journal else []
+            for result in reused:
+                self.stats.add(result, reused=True)
                 if bar is not None:
                     bar.update()
                 yield result
+            done = {r.shard for r in reused}
+            todo = replace(self.manifest, shards=[s for s in self.manifest.shards if s.name not in done])
+            if not todo.shards:
+                return
+            try:
+                for item in self.backend.map_shards(self.job, self.root, todo, self.policy):
+                    if isinstance(item, ShardFailure):
+                        self._failed(item)
+                        continue
+                    if journal is not None:
+                        journal.record(self.manifest.shard(item.shard), item)
+                    self.stats.add(item)
+                    for text in item.notes:
+                        self.note(text)
+                    if bar is not None:
+                        bar.update()
+                    yield item
+            except JobError as exc:  # a final failure that stops the run: recorded as well
+                if getattr(exc, "failure", None) is not None:
+                    self._failed(exc.failure)  # type: ignore[attr-defined]
+                raise
         finally:
             self.stats.seconds = time.perf_counter() - start
             self.stats.cpu_seconds = cpu_seconds() - cpu0
             if bar is not None:
                 bar.close()
+            if journal is not None:
+                journal.close()
+
+    def _failed(self, failure: ShardFailure) -> None:
+        self.failed.append(failure)
+        self.stats.fail(failure)
+        if self._journal is not None:
+            self._journal.record_failure(self.manifest.shard(failure.shard), failure)
 
 
 class _progress:

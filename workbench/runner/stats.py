@@ -8,6 +8,7 @@ import resource
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from workbench.backends.retry import ShardFailure
 from workbench.jobs.base import ShardResult
 
 
@@ -20,6 +21,10 @@ def cpu_seconds() -> float:
 
 @dataclass
 class RunStats:
+    """Totals of a run and one entry per finished shard (``attempts``; ``reused`` from an earlier run's
+    journal); ``shards_run`` counts the shards this run ran (finished or failed), ``retries`` the
+    attempts it ran again, ``failed`` the shards that failed for good (keeping going)."""
+
     job: str
     backend: str
     workers: int
@@ -29,13 +34,30 @@ class RunStats:
     hits: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    shards_run: int = 0
+    shards_reused: int = 0
+    retries: int = 0
     shards: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, result: ShardResult) -> None:
+    def add(self, result: ShardResult, reused: bool = False) -> None:
         self.records += result.records
         self.bytes += result.bytes
         self.hits += result.hits
-        self.shards.append(result.stats())
+        entry = result.stats()
+        if reused:
+            entry["reused"] = True
+            self.shards_reused += 1
+        else:
+            self.shards_run += 1
+            self.retries += result.attempts - 1
+        self.shards.append(entry)
+
+    def fail(self, failure: ShardFailure) -> None:
+        """A shard that failed for good (keeping going)."""
+        self.shards_run += 1
+        self.retries += failure.attempts - 1
+        self.failed.append(failure.stats())
 
     @property
     def mb_per_s(self) -> float:
@@ -52,11 +74,25 @@ class RunStats:
         return d
 
     def summary(self) -> str:
+        extra = [f"{n} {what}" for n, what in ((self.shards_reused, "reused"), (self.retries, "retries"),
+                                                (len(self.failed), "failed")) if n]
         return (
             f"{self.job}: {self.records:,} records, {self.bytes / 1e6:,.1f} MB, {self.seconds:.2f} s, "
             f"{self.mb_per_s:,.1f} MB/s, {self.hits:,} hits, {len(self.shards)}/{self.shards_total} shards "
-            f"({self.backend})"
+            + (f"[{', '.join(extra)}] " if extra else "") + f"({self.backend})"
         )
+
+    def write_joblog(self, path: str | os.PathLike[str]) -> None:
+        """A header, then one TSV row per shard (like GNU parallel's ``--joblog``): shard, node, worker,
+        start time (seconds since the epoch), seconds, attempts, outcome (done, reused, failed), hits, error."""
+        rows = [(s["shard"], s["node"], s["worker"], f"{s['started']:.3f}", f"{s['seconds']:.3f}", s["attempts"],
+                 "reused" if s.get("reused") else "done", s["hits"], "") for s in self.shards]
+        rows += [(f["shard"], f["node"], f["worker"], "", "", f["attempts"], "failed", "", f["error"])
+                 for f in self.failed]
+        header = ("shard", "node", "worker", "start", "seconds", "attempts", "outcome", "hits", "error")
+        with open(path, "w") as fh:
+            for row in [header, *rows]:
+                fh.write("\t".join(" ".join(str(v).split()) for v in row) + "\n")
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
         with open(path, "w") as fh:

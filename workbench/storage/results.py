@@ -34,14 +34,20 @@ def payload_to_batch(payload: bytes, schema: "pa.Schema") -> "pa.RecordBatch":
     return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema)
 
 
+def output_kind(path: str | os.PathLike[str]) -> str:
+    """The format of an output FILE, by its suffix (``.tsv``, ``.jsonl``, ``.parquet``); else ``WorkbenchError``."""
+    kind = os.path.splitext(str(path))[1].lower()
+    if kind not in SUFFIXES:
+        raise WorkbenchError(f"cannot write {str(path)!r}: output suffix must be one of {', '.join(SUFFIXES)}")
+    return kind
+
+
 class ResultWriter:
     """Streams result payloads into FILE; the format follows the suffix."""
 
     def __init__(self, path: str | os.PathLike[str], schema: "pa.Schema"):
         self.path, self.schema = str(path), schema
-        self.kind = os.path.splitext(self.path)[1].lower()
-        if self.kind not in SUFFIXES:
-            raise WorkbenchError(f"cannot write {self.path!r}: output suffix must be one of {', '.join(SUFFIXES)}")
+        self.kind = output_kind(self.path)
         self._fh: IO[bytes] | None = None
         self._pq = None
         if self.kind == ".parquet":

@@ -164,6 +164,32 @@ def stop_node(cluster_file: str | os.PathLike[str], node: str) -> None:
     _kill_namespace(_read_state(testbed_dir(cluster_file))["nodes"][node]["netns"])
 
 
+def start_engine_proxy(cluster_file: str | os.PathLike[str], node: str, *, port: int = 2375,
+                       socket_path: str = "/var/run/docker.sock") -> str:
+    """Give a node a Docker engine of its own address: this machine's engine, forwarded by a process
+    in the node's namespace (``workbench.testing.engine_proxy``), which ``stop_node`` kills. Returns its URL
+    (at once when it is already forwarding)."""
+    import socket
+
+    info = _read_state(testbed_dir(cluster_file))["nodes"][node]
+    url = f"tcp://{info['address']}:{port}"
+    try:
+        socket.create_connection((info["address"], port), timeout=2).close()
+        return url  # already forwarding
+    except OSError:
+        pass
+    proc = subprocess.Popen(["ip", "netns", "exec", info["netns"], sys.executable, "-m", "workbench.testing.engine_proxy",
+                             info["address"], str(port), socket_path],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != b"ready":
+        proc.kill()
+        raise ClusterError(f"the engine proxy of testbed node {node!r} did not start")
+    proc.stdout.close()
+    return url
+
+
 def check_can_build() -> None:
     """Raise a clear ``ClusterError`` unless this process can build a testbed."""
     if os.geteuid() != 0:
