@@ -45,7 +45,8 @@ FP_WORDS = FP_BITS // 64
 
 #: The fingerprints the index holds; an index built with other values is refused.
 FINGERPRINTS = {
-    "pattern": {"kind": "rdkit-pattern", "fpSize": FP_BITS},
+    # "unscreenable": molecules with query features get every bit (workbench.chem.screening)
+    "pattern": {"kind": "rdkit-pattern", "fpSize": FP_BITS, "unscreenable": "all-bits"},
     "morgan": {"kind": "morgan", "radius": 2, "fpSize": FP_BITS},
 }
 
