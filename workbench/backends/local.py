@@ -23,9 +23,17 @@ from workbench.backends.retry import RetryPolicy, ShardFailure
 from workbench.backends.threads import stream_threads
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 from workbench.jobs.proc import kill_running
+from workbench.util.notebook import in_notebook
 
 if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
+
+
+def dashboard_available() -> bool:
+    """Whether Dask can serve its dashboard here (it needs bokeh)."""
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
 
 
 class LocalBackend(Backend):
@@ -36,10 +44,12 @@ class LocalBackend(Backend):
         self._pool: ThreadPoolExecutor | None = None
         self._client: Any = None
         self._cluster: Any = None
+        self._dashboard = self._on_processes = False
 
     def map_shards(self, job: Job, root: Path, manifest: "Manifest",
                    policy: RetryPolicy = RetryPolicy()) -> Iterator[ShardResult | ShardFailure]:
         tasks = self.tasks(root, manifest.shards)
+        self._on_processes = job.executor != "threads"
         if job.executor == "threads":
             return self._threaded(job, tasks, policy)
         return self._processes(job, tasks, policy)
@@ -79,16 +89,24 @@ class LocalBackend(Backend):
             worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Nanny",
                                                             "worker_kwargs": options}}
             # the scheduler's HTTP endpoint on an ephemeral port (no clash with another cluster's 8787);
+            # the dashboard (bokeh, +0.7 s start-up) only in a notebook, where its link is one click away.
             # allowed_failures=0: a task whose worker dies comes back as KilledWorker at once, so
             # the run's own retry policy (not the scheduler's) decides whether to run it again
+            self._dashboard = in_notebook() and dashboard_available()
             scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
-                                                       "allowed_failures": 0}}
+                                                       "dashboard": self._dashboard, "allowed_failures": 0}}
             self._cluster = SpecCluster(scheduler=scheduler,
                                         workers={i: worker for i in range(self.workers)},
                                         silence_logs=logging.ERROR, name="workbench-local")
             self._client = Client(self._cluster, set_as_default=False)
             self._client.wait_for_workers(self.workers, timeout=120)
         return self._client
+
+    def dashboard_link(self) -> str | None:
+        """The process cluster's dashboard (started in notebooks, with bokeh installed), for jobs that run on it."""
+        if self._cluster is None or not self._dashboard or not self._on_processes:
+            return None
+        return self._cluster.dashboard_link
 
     def close(self) -> None:
         if self._client is not None:

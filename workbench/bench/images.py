@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workbench.api import Dataset
-from workbench.bench.scaling import repeated_runs
+from workbench.bench.measure import repeated_runs
 from workbench.containers.imagemap import ImageMap
 from workbench.errors import WorkbenchError
 from workbench.jobs.base import Job
@@ -106,10 +106,10 @@ def compare_images(dataset: Dataset, job: Job, names: list[str], *, workers: int
             startup = startup_cost(backend.client, tag)  # type: ignore[attr-defined]
         label = v.name if len(arches) == 1 or not v.image else f"{v.name}@{platform}"
         runs = repeated_runs(dataset, variant_job, repeat,
-                             (lambda i, st, label=label: on_run(label, i, st)) if on_run else None, **options)
-        raw += [{"variant": v.name, "image": tag, "platform": platform, "emulated": emulated, "repeat": i,
-                 **stats.to_dict()} for i, stats in enumerate(runs)]
-        measured.append((v, tag, statistics.median(s.seconds for s in runs), size, startup, runs[-1].hits,
+                             (lambda _cache, i, st, label=label: on_run(label, i, st)) if on_run else None, **options)
+        raw += [m.record(variant=v.name, image=tag, platform=platform, emulated=emulated, repeat=i)
+                for i, m in enumerate(runs)]
+        measured.append((v, tag, statistics.median(m.stats.seconds for m in runs), size, startup, runs[-1].stats.hits,
                          platform, emulated))
     fastest = min(m[2] for m in measured)
     mb = dataset.manifest.bytes / 1e6
@@ -119,21 +119,31 @@ def compare_images(dataset: Dataset, job: Job, names: list[str], *, workers: int
     return rows, raw
 
 
-def plot(rows: list[ImageRow], path: str, title: str) -> None:
+def docker_version(docker_host: str | None = None) -> dict[str, Any]:
+    """The engine's version and OS, for the benchmark document."""
+    from workbench.containers.engine import connect
+
+    info = connect(docker_host).version()
+    return {"version": info.get("Version"), "api": info.get("ApiVersion"), "os": info.get("Os"),
+            "arch": info.get("Arch"), "kernel": info.get("KernelVersion")}
+
+
+def figure(rows: list[ImageRow | dict[str, Any]], title: str) -> Any:
     """MB/s per variant, bars labelled with the ratio to the fastest."""
-    import matplotlib
+    from workbench.bench.charts import bar_chart, new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    rows_d = [r if isinstance(r, dict) else r.__dict__ for r in rows]
+    several = len({r.get("platform", "") for r in rows_d}) > 1
+    labels = [r["variant"] + (f"\n{r.get('platform', '')}" + (" (emulated)" if r.get("emulated") else "")
+                              if several else "") for r in rows_d]
+    fig, ax = new_figure(1, width=7, height=3.6)
+    bar_chart(ax, labels, [r["mb_per_s"] for r in rows_d], [f"{r['ratio']:.1f}×" for r in rows_d], ylabel="MB/s",
+              title=title, colours=["tab:orange" if r.get("emulated") else "tab:blue" for r in rows_d])
+    return fig
 
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    labels = [r.variant + (f"\n{r.platform}" + (" (emulated)" if r.emulated else "")
-                           if len({x.platform for x in rows}) > 1 else "") for r in rows]
-    bars = ax.bar(labels, [r.mb_per_s for r in rows], color=["tab:orange" if r.emulated else "tab:blue" for r in rows])
-    for bar, r in zip(bars, rows):
-        ax.annotate(f"{r.ratio:.1f}×", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=9)
-    ax.set(ylabel="MB/s", title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+
+def plot(rows: list[ImageRow], path: str, title: str) -> None:
+    """MB/s per variant to a PNG (or SVG) file."""
+    from workbench.bench.charts import save
+
+    save(figure(list(rows), title), path)

@@ -31,7 +31,7 @@ from workbench.cli.common import (
 )
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 def index(
     dataset: DatasetOpt,
     force: Annotated[bool, typer.Option("--force", help="Rebuild every shard, even those up to date.")] = False,
@@ -58,7 +58,7 @@ def index(
 
     ds = open_dataset(dataset)
     opts = backend_options(backend, workers, scheduler, cluster, docker_host, image, platform=platform)
-    report = ds.build_index(force=force, progress=sys.stderr.isatty(), **opts,
+    report = ds.build_index(force=force, progress=sys.stderr.isatty(), health=stats_json is not None, **opts,
                             **failure_options(retries, shard_timeout, keep_going))
     print(report.summary(), file=sys.stderr)
     if report.stats is not None:
@@ -72,7 +72,7 @@ def index(
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 @with_run_options
 def substructure(
     query: Annotated[str, typer.Argument(help="SMARTS query (a SMILES query with --smiles).")],
@@ -94,7 +94,7 @@ def substructure(
     raise typer.Exit(run.emit(job, dataset, count=count))
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 @with_run_options
 def similar(
     smiles: Annotated[str, typer.Argument(help="Query molecule as SMILES.")],

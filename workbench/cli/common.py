@@ -35,7 +35,8 @@ PlatformOpt = Annotated[Optional[str], typer.Option(
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write results to FILE: .tsv, .jsonl or .parquet.")]
 CountOpt = Annotated[bool, typer.Option("--count", "-c", help="Print only the total number of matches.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print a run summary to stderr.")]
-StatsJsonOpt = Annotated[Optional[Path], typer.Option("--stats-json", help="Write totals and per-shard stats as JSON.")]
+StatsJsonOpt = Annotated[Optional[Path], typer.Option(
+    "--stats-json", help="Write totals, per-shard stats and each node's temperature at start and end as JSON.")]
 RetriesOpt = Annotated[int, typer.Option("--retries", min=0, help=(
     "Run a shard again up to N times after a transient failure (killed process or container, lost worker, "
     "node or engine, timeout)."))]
@@ -87,7 +88,8 @@ def run_and_emit(job: Any, dataset: Path, run_options: dict[str, Any], *, output
         raise WorkbenchError("--resume needs -o FILE (the finished shards are kept beside it)")
     ds = open_dataset(dataset)
     out = sys.stdout.buffer
-    run = ds.run(job, progress=sys.stderr.isatty(), output=output, resume=resume, **run_options)
+    run = ds.run(job, progress=sys.stderr.isatty(), output=output, resume=resume, health=stats_json is not None,
+                 **run_options)
     try:
         for payload in run.payloads():
             if count or not payload:

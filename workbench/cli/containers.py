@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 images_app = typer.Typer(help="Worker images: build, list, bootstrap base images without a registry.",
                          no_args_is_help=True)
-app.add_typer(images_app, name="images")
+app.add_typer(images_app, name="images", rich_help_panel="Containers")
 
 OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help="Only this image (repeatable).")]
 ImagePlatformOpt = Annotated[Optional[str], typer.Option(
@@ -122,11 +122,12 @@ def bench_images(
 ) -> None:
     """One table on the same shards: median wall, MB/s, ratio to the fastest, image size, start-up cost."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from workbench.api import open_dataset
-    from workbench.bench.images import compare_images, plot
-    from workbench.bench.scaling import make_job
+    from workbench.bench.images import compare_images, docker_version, plot
+    from workbench.bench.measure import make_job
 
     ds = open_dataset(dataset)
     the_job = make_job(job, query, **({"fixed": fixed, "extended": extended} if job == "grep" else {}))
@@ -137,7 +138,7 @@ def bench_images(
                                on_run=lambda v, i, s: err.log(f"{v} run {i + 1}/{repeat}: {s.seconds:.3f} s")
                                if sys.stderr.isatty() else None)
     table = Table("variant", "image", "engine", "platform", "wall s", "MB/s", "× fastest", "image MB", "start-up s",
-                  "hits", title=f"{job} '{query}' on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)",
+                  "hits", title=escape(f"{job} '{query}' on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)"),
                   caption="emulated: under qemu user emulation on this host, not the speed of that hardware"
                   if any(r.emulated for r in rows) else None)
     for r in rows:
@@ -146,6 +147,6 @@ def bench_images(
                       "-" if r.size_mb is None else f"{r.size_mb:,.1f}",
                       "-" if r.startup_s is None else f"{r.startup_s:.3f}", f"{r.hits:,}")
     _console().print(table)
-    save_outputs(json_out, plot_out, {"dataset": str(ds.directory), "job": job, "query": query, "mode": mode,
-                  "platforms": platforms},
+    save_outputs(json_out, plot_out, "images", {"dataset": str(ds.directory), "job": job, "query": query, "mode": mode,
+                                                "platforms": platforms, "docker": docker_version(docker_host)},
                  rows, raw, lambda path: plot(rows, path, f"{job} '{query}'"))

@@ -115,6 +115,19 @@ async def bounded(items: Iterable[T], fn: Callable[[T], Awaitable[R]], limit: in
     return list(await asyncio.gather(*(one(i) for i in items), return_exceptions=True))
 
 
+def run_sync(coro: Awaitable[R]) -> R:
+    """``asyncio.run(coro)``, also where this thread's event loop is already running (a Jupyter cell):
+    then on a short-lived thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="workbench-ssh") as pool:
+        return pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+
+
 def raise_first(results: list[R | BaseException]) -> list[R]:
     """Re-raise the first exception of a ``bounded`` result list (a ``ClusterError`` stays itself)."""
     for r in results:
