@@ -1,7 +1,7 @@
 """Head-to-head: what the normal path pays for retries and the `-o FILE` journal.
 
 Times `workbench grep PATTERN -d DIR -o FILE` of this tree against the same command of a baseline
-revision without fault tolerance (by default the parent of the commit that added the run journal),
+revision without fault tolerance (by default the newest first-parent ancestor without the run journal),
 each also writing to stdout only (`> FILE`), runs interleaved, page cache warm, medians.
 
     python benchmarks/faults_overhead.py [--size-gb 3.2] [--pattern P] [--fixed|-E] [--repeat 5] [--baseline REV]
@@ -29,12 +29,14 @@ WORKBENCH = str(Path(sys.executable).parent / "workbench")
 
 
 def default_baseline() -> str:
-    """The parent of the commit that added the run journal."""
-    added = subprocess.run(["git", "-C", str(REPO), "log", "--diff-filter=A", "--format=%H", "--",
-                            "workbench/runner/journal.py"], capture_output=True, text=True, check=True).stdout.split()
-    if not added:
-        raise SystemExit("no commit adds workbench/runner/journal.py here: pass --baseline REV")
-    return f"{added[-1]}^"
+    """The newest first-parent ancestor of HEAD without the run journal (on a branch, pass ``--baseline main``)."""
+    for rev in subprocess.run(["git", "-C", str(REPO), "rev-list", "--first-parent", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.split():
+        has = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{rev}:workbench/runner/journal.py"],
+                             capture_output=True).returncode == 0
+        if not has:
+            return rev
+    raise SystemExit("every revision here has the run journal: pass --baseline REV")
 
 
 def checkout(rev: str, target: Path) -> Path:
@@ -63,7 +65,7 @@ def main() -> None:
     ap.add_argument("--fixed", action="store_true")
     ap.add_argument("-E", dest="extended", action="store_true")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--baseline", help="git revision to compare with (default: before the run journal)")
+    ap.add_argument("--baseline", help="git revision to compare with (default: the last one before the run journal)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     flags = (["-F"] if args.fixed else []) + (["-E"] if args.extended else [])

@@ -136,12 +136,15 @@ class Dataset:
         """Streaming form of ``substructure`` (with ``limit``: one batch, the lowest CIDs, at the end)."""
         return self.batches(_substructure_job(query, smiles, limit), **run_options)
 
-    def similar(self, smiles: str, *, threshold: float = 0.7, top: int | None = None,
+    def similar(self, smiles: str, *, threshold: float | None = None, top: int | None = None,
                 **run_options: Any) -> "pa.Table":
-        """Morgan Tanimoto ≥ ``threshold`` to ``smiles``, best first: table of cid, smiles, similarity."""
+        """Morgan Tanimoto ≥ ``threshold`` to ``smiles``, best first: table of cid, smiles, similarity.
+
+        ``top=K`` alone gives the K nearest (threshold 0, as chemfp); the threshold is 0.7 otherwise.
+        """
         return self.table(_similarity_job(smiles, threshold, top), **run_options)
 
-    def similar_batches(self, smiles: str, *, threshold: float = 0.7, top: int | None = None,
+    def similar_batches(self, smiles: str, *, threshold: float | None = None, top: int | None = None,
                         **run_options: Any) -> Iterator["pa.RecordBatch"]:
         """Streaming form of ``similar``: one batch, sorted and cut to ``top``, after the last shard."""
         return self.batches(_similarity_job(smiles, threshold, top), **run_options)
@@ -159,7 +162,7 @@ def _substructure_job(query: str, smiles: bool, limit: int | None) -> Job:
     return SubstructureJob(query=query, smiles=smiles, limit=limit)
 
 
-def _similarity_job(smiles: str, threshold: float, top: int | None) -> Job:
+def _similarity_job(smiles: str, threshold: float | None, top: int | None) -> Job:
     from workbench.jobs.similarity import SimilarityJob
 
     return SimilarityJob(smiles=smiles, threshold=threshold, top=top)

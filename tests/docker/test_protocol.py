@@ -60,7 +60,7 @@ def test_python_worker_serves_framed_requests_of_any_job(nci_dataset):
     for (payload, status, _), (pattern, shard) in zip(got, [(p, s) for p in patterns for s in shards]):
         assert status == 0
         assert sorted(payload.splitlines()) == gnu_grep([nci_dataset.directory / shard.path], "-e", pattern)
-    assert got[4][1] == 2 and b"absent.tsv" in got[4][2]
+    assert got[4][1] == 75 and b"absent.tsv" in got[4][2]  # an OS error: retried (another node may hold it)
 
 
 def test_python_worker_with_shard_arguments_and_count(nci_dataset):

@@ -100,9 +100,11 @@ def similar(
     smiles: Annotated[str, typer.Argument(help="Query molecule as SMILES.")],
     dataset: DatasetOpt,
     run: RunOptions,
-    threshold: Annotated[float, typer.Option("--threshold", "-t", min=0.0, max=1.0,
-                                             help="Lowest Tanimoto similarity to report.")] = 0.7,
-    top: Annotated[Optional[int], typer.Option("--top", "-k", min=1, help="Only the K most similar.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        "--threshold", "-t", min=0.0, max=1.0,
+        help="Lowest Tanimoto similarity to report [default: 0.7, or 0 with --top].")] = None,
+    top: Annotated[Optional[int], typer.Option(
+        "--top", "-k", min=1, help="The K most similar (alone: the K nearest, whatever their similarity).")] = None,
 ) -> None:
     """Print CID<TAB>SMILES<TAB>SIMILARITY, most similar first (Morgan radius 2, 2048 bits, Tanimoto).
 

@@ -17,16 +17,16 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.cluster.processes import pid_alive, terminate
-from workbench.cluster.ssh import NodeUnreachable, bounded, run, run_sync, session
+from workbench.cluster.ssh import bounded, run, run_sync, session
 from workbench.cluster.tls import REQUIRE_ENCRYPTION_ENV, client_security, generate, member, node_identity, send_to_node, tls_dir
-from workbench.errors import ClusterError
+from workbench.errors import ClusterError, NodeUnreachable
+from workbench.util.polling import poll
 
 if TYPE_CHECKING:
     from distributed import Client, Security
@@ -203,8 +203,7 @@ def _start_scheduler(cluster: Cluster, timeout: float) -> dict[str, Any]:
         # a task whose worker dies comes back as KilledWorker at once: the run's retry policy decides
         env={**os.environ, **REQUIRE_ENCRYPTION_ENV, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
     log.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def started() -> dict[str, Any] | None:
         if proc.poll() is not None:
             raise ClusterError(f"the Dask scheduler exited at start (address {cluster.coordinator}:"
                                f"{cluster.scheduler_port}); see {logdir / 'scheduler.log'}")
@@ -214,7 +213,11 @@ def _start_scheduler(cluster: Cluster, timeout: float) -> dict[str, Any]:
             return {"scheduler": facts["address"], "scheduler_pid": proc.pid, "logs": str(logdir),
                     "dashboard": f"http://{cluster.coordinator}:{port}/status" if dashboard and port else None}
         except (FileNotFoundError, ValueError, KeyError):
-            time.sleep(0.05)
+            return None
+
+    state = poll(started, timeout, interval=0.05)
+    if state is not None:
+        return state
     terminate([proc.pid], group=True)
     raise ClusterError(f"the Dask scheduler did not start within {timeout:g} s; see {logdir / 'scheduler.log'}")
 
@@ -250,18 +253,17 @@ async def _stop_workers(cluster: Cluster, node: Node, pid: int) -> None:
 
 def _wait_for_workers(state: dict[str, Any], timeout: float, security: "Security") -> None:
     expected = {w: node for node, info in state["nodes"].items() for w in info["workers"]}
-    deadline = time.monotonic() + timeout
     with _client(state["scheduler"], timeout, security) as client:
-        while True:
+        def missing() -> list[str]:
             live = _live(client)
-            missing = sorted({node for w, node in expected.items() if w not in live})
-            if not missing:
-                return
-            if time.monotonic() >= deadline:
-                logs = ", ".join(f"{n}:{state['nodes'][n]['log']}" for n in missing)
-                raise ClusterError(f"workers on {', '.join(missing)} did not join the scheduler "
-                                   f"{state['scheduler']} within {timeout:g} s (worker logs: {logs})")
-            time.sleep(0.2)
+            return sorted({node for w, node in expected.items() if w not in live})
+
+        if poll(lambda: True if not missing() else None, timeout, interval=0.2):
+            return
+        late = missing()
+        logs = ", ".join(f"{n}:{state['nodes'][n]['log']}" for n in late)
+        raise ClusterError(f"workers on {', '.join(late)} did not join the scheduler "
+                           f"{state['scheduler']} within {timeout:g} s (worker logs: {logs})")
 
 
 def _why(exc: BaseException) -> str:

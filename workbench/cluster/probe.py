@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.cluster.inventory import Cluster, Node
-from workbench.cluster.ssh import NodeUnreachable, bounded, connect, raise_first, run, run_sync, session
+from workbench.cluster.ssh import bounded, connect, raise_first, run, run_sync, session
+from workbench.errors import NodeUnreachable
 
 # Runs on the node with the node's Python: what a small board suffers from (heat, throttling,
 # load, memory). One round trip; also the first half of PROBE_SCRIPT.

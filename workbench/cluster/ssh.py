@@ -9,21 +9,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, AsyncIterator, TypeVar
 
 from workbench.cluster.inventory import Cluster, Node
-from workbench.errors import ClusterError
+from workbench.errors import ClusterError, NodeUnreachable
 
 if TYPE_CHECKING:
     import asyncssh
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class NodeUnreachable(ClusterError):
-    """A node could not be reached; ``reason`` is one short phrase (connection refused, timeout, …)."""
-
-    def __init__(self, node: str, reason: str):
-        super().__init__(f"node {node!r} is unreachable: {reason}")
-        self.node, self.reason = node, reason
 
 
 async def connect(cluster: Cluster, node: Node) -> "asyncssh.SSHClientConnection":
