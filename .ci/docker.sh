@@ -2,7 +2,8 @@
 # Docker for the test suite, on a fresh machine or again (idempotent, seconds when done):
 # Debian's docker.io, busybox-static, debootstrap; dockerd in the background on its unix socket
 # plus a loopback tcp listener (the remote-engine tests); base images bootstrapped without a
-# registry; the worker images built (cached layers make a rebuild quick).
+# registry; the worker images built (cached layers make a rebuild quick), also for arm64 and
+# armv7 under qemu user emulation where it is enabled (first time: minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -32,3 +33,14 @@ DOCKER_HOST="tcp://127.0.0.1:${TCP_PORT}" "$PY" -c 'import docker; docker.from_e
 
 "$PY" -m workbench images bootstrap
 "$PY" -m workbench images build
+# ARM images under qemu user emulation (.ci/run enables it; skipped where it is absent)
+for platform in linux/arm64 linux/arm/v7; do
+  if "$PY" -c 'import sys; from workbench.containers.emulation import emulation_problem as problem
+from workbench.containers.imagemap import parse_platform
+sys.exit(problem(parse_platform(sys.argv[1])) is not None)' "$platform"; then
+    "$PY" -m workbench images bootstrap --platform "$platform"
+    "$PY" -m workbench images build --platform "$platform"
+  else
+    echo "docker.sh: no qemu user emulation for $platform: its images are not built"
+  fi
+done

@@ -94,7 +94,7 @@ CASES = [
      "Docker engine tcp://192.0.2.7:2375 is plain TCP on another machine: whoever reaches it is root there; use "
      "ssh://, or TLS (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH, port 2376), or pass --insecure-engine"),
     (["grep", "C", "-d", "DS", "--insecure-engine"], "--insecure-engine needs --backend docker"),
-    (["grep", "C", "-d", "DS", "--image", "x"], "--docker-host and --image need --backend docker"),
+    (["grep", "C", "-d", "DS", "--image", "x"], "--docker-host, --image and --platform need --backend docker"),
     (["grep", "C", "-d", "DS", "-o", "hits.xyz"], "cannot write 'hits.xyz': output suffix must be one of .tsv, .jsonl, .parquet"),
     (["grep", "C", "-d", "DS", "--cluster", "c.toml"], "--cluster needs --backend dask or --backend docker"),
     (["grep", "C", "-d", "DS", "--backend", "dask", "--cluster", "absent.toml"], "cluster file '{W}/absent.toml' does not exist"),

@@ -36,6 +36,22 @@ class Dataset:
         m = self.manifest
         return f"Dataset({str(self.directory)!r}, records={m.records:,}, shards={len(m.shards)})"
 
+    def _repr_html_(self) -> str:
+        """The dataset's facts and its shards as HTML tables (Jupyter)."""
+        from workbench.util.html import esc, key_values, table
+
+        facts = self.info()
+        head = key_values([(k, ", ".join(v) if isinstance(v, list) else v) for k, v in facts.items()
+                           if k != "bytes"] + [("MB", f"{facts['bytes'] / 1e6:,.1f}")], caption="dataset")
+        shards = self.manifest.shards
+        shown = shards if len(shards) <= 12 else shards[:6] + shards[-6:]
+        rows = [[s.name, s.records, f"{s.bytes / 1e6:,.2f}", s.first_cid, s.last_cid] for s in shown]
+        if len(shown) < len(shards):
+            rows.insert(6, ["…", "", "", "", ""])
+        return (f'<div class="workbench-dataset"><b>{esc(self.directory.name)}</b>'
+                + head + table(["shard", "records", "MB", "first CID", "last CID"], rows,
+                               caption=f"{len(shards)} shards") + "</div>")
+
     def reload(self) -> None:
         self.manifest = read_manifest(self.directory)
 
@@ -54,10 +70,11 @@ class Dataset:
         }
 
     # -- running jobs ------------------------------------------------------------------
-    def run(self, job: Job, *, backend: str = "local", workers: int | None = None, progress: bool = False,
+    def run(self, job: Job, *, backend: str = "local", workers: int | None = None, progress: bool | None = None,
             shards: list[ShardInfo] | None = None, retries: int = DEFAULT_RETRIES,
             shard_timeout: float | None = None, keep_going: bool = False,
-            output: str | os.PathLike[str] | None = None, resume: bool = False, **backend_options: Any) -> Run:
+            output: str | os.PathLike[str] | None = None, resume: bool = False, health: bool = False,
+            **backend_options: Any) -> Run:
         """Run any job (on ``shards``, default all): iterate the ``Run`` for ``ShardResult`` s as shards
         finish, or take its ``payloads()``, ``batches()`` or ``table()`` (after the job's final step).
 
@@ -67,13 +84,15 @@ class Dataset:
         ``keep_going``: then the other shards finish and ``Run.failed`` lists the failed ones.
         ``output``: also write the results to that file (.tsv, .jsonl, .parquet), atomically, with a
         journal beside it that ``resume=True`` continues after an interruption.
+        ``progress``: a progress bar (default: in a Jupyter notebook). ``health``: record each node's
+        temperature and throttling at the start and end in ``run.stats.nodes``.
         """
         from dataclasses import replace
 
         policy = RetryPolicy(retries=retries, shard_timeout=shard_timeout, keep_going=keep_going)
         manifest = self.manifest if shards is None else replace(self.manifest, shards=shards)
         return Run(job, self.directory, manifest, open_backend(backend, workers=workers, **backend_options),
-                   progress=progress, policy=policy, output=output, resume=resume)
+                   progress=progress, policy=policy, output=output, resume=resume, health=health)
 
     def batches(self, job: Job, **run_options: Any) -> Iterator["pa.RecordBatch"]:
         """Arrow record batches as shards finish; a job with a final step (sort, top-K, reduce)
@@ -117,12 +136,15 @@ class Dataset:
         """Streaming form of ``substructure`` (with ``limit``: one batch, the lowest CIDs, at the end)."""
         return self.batches(_substructure_job(query, smiles, limit), **run_options)
 
-    def similar(self, smiles: str, *, threshold: float = 0.7, top: int | None = None,
+    def similar(self, smiles: str, *, threshold: float | None = None, top: int | None = None,
                 **run_options: Any) -> "pa.Table":
-        """Morgan Tanimoto ≥ ``threshold`` to ``smiles``, best first: table of cid, smiles, similarity."""
+        """Morgan Tanimoto ≥ ``threshold`` to ``smiles``, best first: table of cid, smiles, similarity.
+
+        ``top=K`` alone gives the K nearest (threshold 0, as chemfp); the threshold is 0.7 otherwise.
+        """
         return self.table(_similarity_job(smiles, threshold, top), **run_options)
 
-    def similar_batches(self, smiles: str, *, threshold: float = 0.7, top: int | None = None,
+    def similar_batches(self, smiles: str, *, threshold: float | None = None, top: int | None = None,
                         **run_options: Any) -> Iterator["pa.RecordBatch"]:
         """Streaming form of ``similar``: one batch, sorted and cut to ``top``, after the last shard."""
         return self.batches(_similarity_job(smiles, threshold, top), **run_options)
@@ -140,7 +162,7 @@ def _substructure_job(query: str, smiles: bool, limit: int | None) -> Job:
     return SubstructureJob(query=query, smiles=smiles, limit=limit)
 
 
-def _similarity_job(smiles: str, threshold: float, top: int | None) -> Job:
+def _similarity_job(smiles: str, threshold: float | None, top: int | None) -> Job:
     from workbench.jobs.similarity import SimilarityJob
 
     return SimilarityJob(smiles=smiles, threshold=threshold, top=top)
@@ -197,7 +219,7 @@ class IndexReport:
 
 
 def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "local", workers: int | None = None,
-                progress: bool = False, **backend_options: Any) -> IndexReport:
+                progress: bool | None = None, **backend_options: Any) -> IndexReport:
     """Build or refresh the index of ``dataset``: one task per stale shard, manifest updated."""
     from workbench.jobs.indexing import IndexJob
 

@@ -42,7 +42,7 @@ class BackendError(WorkbenchError):
     """A backend could not start or lost contact (scheduler, Docker engine, node)."""
 
 
-class IndexError_(WorkbenchError):
+class ChemIndexError(WorkbenchError):
     """A chemistry index is missing or was built with incompatible parameters."""
 
 
@@ -76,3 +76,11 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, WorkbenchError):
         return False
     return isinstance(exc, (MemoryError, OSError))
+
+
+class NodeUnreachable(ClusterError):
+    """A node could not be reached; ``reason`` is one short phrase (connection refused, timeout, …)."""
+
+    def __init__(self, node: str, reason: str):
+        super().__init__(f"node {node!r} is unreachable: {reason}")
+        self.node, self.reason = node, reason

@@ -51,6 +51,15 @@ def write_shard(smiles: list[bytes], directory: Path):
                      sha256=hashlib.sha256(data).hexdigest(), first_cid=1, last_cid=len(smiles))
 
 
+def vouched(shard, index_path: Path):
+    """``shard`` with its index file's digest and size, as the manifest holds them after a build."""
+    from dataclasses import replace
+
+    from workbench.storage.integrity import sha256_file
+
+    return replace(shard, index_sha256=sha256_file(index_path), index_bytes=index_path.stat().st_size)
+
+
 def rdkit_parse_and_fingerprint(smiles: list[str]) -> tuple[float, list]:
     """RDKit's own loop: parse, pattern fingerprint, Morgan fingerprint. Returns (seconds, mols)."""
     from rdkit import Chem
@@ -106,10 +115,10 @@ def main() -> None:
 
     from rdkit import Chem, RDLogger
 
+    from workbench.chem.indexing import build_shard_index
     from workbench.chem.loaded import CACHE
     from workbench.jobs.base import ShardTask
     from workbench.jobs.substructure import SubstructureJob
-    from workbench.storage.index import build_shard_index
 
     RDLogger.DisableLog("rdApp.*")
     raw = real_smiles(args.molecules)[: args.molecules]
@@ -119,6 +128,8 @@ def main() -> None:
     task = ShardTask(str(root), shard)
 
     build_s, _ = timed(lambda: build_shard_index(task.path, task.index_path, shard))
+    shard = vouched(shard, Path(task.index_path))  # as the manifest records it after `workbench index`
+    task = ShardTask(str(root), shard)
     rdkit_s, mols = rdkit_parse_and_fingerprint(smiles)
     library, lib_cids = substruct_library(mols)
     print(f"{len(smiles):,} molecules; index build {len(smiles) / build_s:,.0f} mol/s, RDKit parse+pattern+Morgan "

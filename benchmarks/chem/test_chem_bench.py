@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from substructure_vs_substructlibrary import panel, rdkit_parse_and_fingerprint, substruct_library  # noqa: E402
+from substructure_vs_substructlibrary import panel, rdkit_parse_and_fingerprint, substruct_library, vouched  # noqa: E402
 
 QUERIES = [smarts for smarts, _ in panel()][:6]
 
@@ -25,8 +25,8 @@ def shard(tmp_path_factory):
     """RDKit's NCI set as one shard, indexed; plus the parsed molecules."""
     from rdkit import RDConfig
 
+    from workbench.chem.indexing import build_shard_index
     from workbench.jobs.base import ShardTask
-    from workbench.storage.index import build_shard_index
     from workbench.storage.manifest import ShardInfo
 
     lines = (Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi").read_text().splitlines()
@@ -38,7 +38,7 @@ def shard(tmp_path_factory):
     info = ShardInfo("nci", "shards/nci.tsv", len(smiles), len(data), hashlib.sha256(data).hexdigest())
     task = ShardTask(str(root), info)
     build_shard_index(task.path, task.index_path, info)
-    return task, smiles
+    return ShardTask(str(root), vouched(info, Path(task.index_path))), smiles
 
 
 @pytest.mark.parametrize("smarts", QUERIES)
@@ -63,35 +63,40 @@ def test_substructure_rdkit_substructlibrary(benchmark, shard, smarts):
 
 @pytest.fixture(scope="module")
 def fingerprints(shard):
-    """Morgan fingerprints of the NCI set, repeated to 200,000 rows, transposed."""
-    from workbench.chem.loaded import LoadedShard
+    """Morgan fingerprints of the NCI set, repeated to 200,000 rows (raw bytes)."""
+    from workbench.chem.fingerprints import morgan_fp
+    from workbench.chem.molecules import parse_smiles
 
-    columns, counts, _ = LoadedShard(shard[0].index_path).morgan()
-    reps = 200_000 // columns.shape[1] + 1
-    return np.ascontiguousarray(np.tile(columns, reps)[:, :200_000]), np.tile(counts, reps)[:200_000]
+    raw = [morgan_fp(m) for m in map(parse_smiles, shard[1]) if m is not None]
+    raw = (raw * (200_000 // len(raw) + 1))[:200_000]
+    return np.frombuffer(b"".join(raw), dtype=np.uint8).reshape(len(raw), 256)
 
 
-def test_tanimoto_workbench_kernel(benchmark, fingerprints):
-    from workbench.chem import tanimoto
+@pytest.mark.parametrize("mode", ["threshold 0.7", "top 10"])
+def test_tanimoto_workbench_search(benchmark, fingerprints, mode):
+    from workbench.chem.similarity import MorganSearch
 
     benchmark.group = "tanimoto 200k"
-    columns, counts = fingerprints
-    benchmark(tanimoto, columns, counts, columns[:, 17].copy())
-    benchmark.extra_info["comparisons/s"] = columns.shape[1] / benchmark.stats.stats.median
+    search = MorganSearch(fingerprints, np.ones(len(fingerprints), dtype=bool))
+    query = fingerprints[17].tobytes()
+    if mode == "top 10":
+        benchmark(search.nearest, query, 10)
+    else:
+        benchmark(search.threshold, query, 0.7)
+    benchmark.extra_info["comparisons/s"] = len(fingerprints) / benchmark.stats.stats.median
 
 
 def test_tanimoto_rdkit_bulk(benchmark, fingerprints):
     from rdkit import DataStructs
 
     benchmark.group = "tanimoto 200k"
-    columns, _ = fingerprints
-    bitvects = [DataStructs.CreateFromFPSText(columns[:, j].tobytes().hex()) for j in range(columns.shape[1])]
+    bitvects = [DataStructs.CreateFromFPSText(row.tobytes().hex()) for row in fingerprints]
     benchmark(DataStructs.BulkTanimotoSimilarity, bitvects[17], bitvects)
-    benchmark.extra_info["comparisons/s"] = columns.shape[1] / benchmark.stats.stats.median
+    benchmark.extra_info["comparisons/s"] = len(fingerprints) / benchmark.stats.stats.median
 
 
 def test_index_build_workbench(benchmark, shard, tmp_path):
-    from workbench.storage.index import build_shard_index
+    from workbench.chem.indexing import build_shard_index
 
     benchmark.group = "index build NCI 5k"
     task, smiles = shard

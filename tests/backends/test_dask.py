@@ -19,27 +19,29 @@ BIN = Path(sys.executable).parent
 
 
 @contextlib.contextmanager
-def dask_processes(tmp: Path, env: dict[str, str] | None = None):
-    """A scheduler and two single-threaded worker processes (one nanny each) on loopback; yields its address."""
+def dask_processes(tmp: Path, workers: int = 2, dashboard: bool = False, env: dict[str, str] | None = None):
+    """A ``dask scheduler`` on loopback and ``workers`` single-threaded ``dask worker`` processes (one nanny
+    each); yields the scheduler's address once they joined."""
     require("dask", (BIN / "dask").exists(), "the `dask` command is not installed")
     env = {**os.environ, **(env or {})}
     sched_file = tmp / "scheduler.json"
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(sched_file)],
+    board = ["--dashboard-address", "127.0.0.1:0"] if dashboard else ["--no-dashboard"]
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", *board,
+                               "--scheduler-file", str(sched_file)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
     try:
         deadline = time.time() + 60
         while not sched_file.exists() and time.time() < deadline:
             time.sleep(0.2)
         procs.append(subprocess.Popen([str(BIN / "dask"), "worker", "--scheduler-file", str(sched_file),
-                                       "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                       "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       env={**env, "WORKBENCH_NODE": "dask-test-node"}))
         address = json.loads(sched_file.read_text())["address"]
         from distributed import Client
 
         with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(workers, timeout=60)
         yield address
     finally:
         from workbench.backends import close_all
@@ -70,6 +72,7 @@ class TestDaskScheduler(BackendConformance):
         list(run)
         assert {s["node"] for s in run.stats.shards} == {"dask-test-node"}
         assert len({s["worker"] for s in run.stats.shards}) >= 1
+        assert run.dashboard_link is None  # started with --no-dashboard: its HTTP server has no dashboard
 
 
 def test_unreachable_scheduler_is_one_error_line(nci_dataset):
@@ -78,3 +81,18 @@ def test_unreachable_scheduler_is_one_error_line(nci_dataset):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_scheduler_with_a_dashboard_is_linked(nci_dataset, tmp_path):
+    """A scheduler serving its dashboard (bokeh installed): the run returns the link, and it answers."""
+    import urllib.request
+
+    from workbench.jobs.grep import GrepJob
+
+    with dask_processes(tmp_path, 1, dashboard=True) as address:
+        run = nci_dataset.run(GrepJob("C", count_only=True), backend="dask", scheduler=address)
+        list(run)
+        link = run.dashboard_link
+        assert link and link.startswith("http://127.0.0.1:") and link.endswith("/status")
+        with urllib.request.urlopen(link, timeout=30) as page:
+            assert page.status == 200

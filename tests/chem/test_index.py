@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.chem.conftest import indexed_copy, read_records, substructure_truth
-from workbench.errors import IndexError_, WorkbenchNote
+from workbench.errors import ChemIndexError, WorkbenchNote
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def _record_index_param(ds, field, value) -> None:
 def test_incompatible_index_is_refused(indexed, field, value):
     _record_index_param(indexed, field, value)
     for search in (lambda: indexed.substructure("c1ccccc1"), lambda: indexed.similar("c1ccccc1")):
-        with pytest.raises(IndexError_, match=r"re-run `workbench index`"):
+        with pytest.raises(ChemIndexError, match=r"re-run `workbench index`"):
             search()
 
 

@@ -107,3 +107,67 @@ def test_missing_known_hosts_or_key_is_a_clear_error(testbed, tmp_path, missing)
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and str(tmp_path / "absent") in proc.stderr
+
+
+def thermal_truth() -> float | None:
+    """The hottest CPU/SoC thermal zone, read here (testbed nodes share this machine's /sys)."""
+    import glob
+
+    temps, cpu = [], []
+    for zone in glob.glob("/sys/class/thermal/thermal_zone*"):
+        try:
+            kind, temp = Path(zone, "type").read_text().strip(), int(Path(zone, "temp").read_text()) / 1000
+        except (OSError, ValueError):
+            continue
+        temps.append(temp)
+        if any(w in kind.lower() for w in ("cpu", "soc", "x86_pkg", "core")):
+            cpu.append(temp)
+    values = cpu or temps
+    return max(values) if values else None
+
+
+def test_health_columns_in_json_and_table(testbed):
+    rc, reports, err = nodes_cli(testbed)
+    assert rc == 0, err
+    truth = thermal_truth()
+    shared = load_cluster(testbed).nodes[0].shared_dir
+    fstype = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", shared], capture_output=True,
+                            text=True).stdout.strip()
+    for r in reports:
+        assert (r["temperature"] is None) == (truth is None)
+        if truth is not None:
+            assert abs(r["temperature"] - truth) < 5
+        assert r["throttled"] is None and r["throttle"] == []  # no vcgencmd here
+        assert len(r["load"]) == 3 and all(x >= 0 for x in r["load"])
+        assert 0 < r["memory_available"] <= r["memory"]
+        assert 0 < r["data_dir_free"] <= r["data_dir_total"]
+        assert r["shared_state"] in ("mounted", "empty") and r["shared_fs"] == fstype
+    proc = subprocess.run([sys.executable, "-m", "workbench", "nodes", "--cluster", str(testbed)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if line.strip().startswith("node "))
+    for column in ("°C", "throttled", "load", "mem free", "disk free", "shared"):
+        assert column in header
+    row = next(line for line in proc.stdout.splitlines() if line.strip().startswith("node1"))
+    assert f"({fstype})" in row
+
+
+@pytest.mark.parametrize("value, flags", [
+    ("0x0", []),
+    ("0x50005", ["under-voltage", "throttled"]),
+    ("0x50000", ["under-voltage since boot", "throttled since boot"]),
+    ("0x80008", ["soft temperature limit"]),
+])
+def test_vcgencmd_throttling_is_read_and_decoded(tmp_path, value, flags):
+    """The probe on a board with Raspberry Pi firmware: a vcgencmd on PATH that answers like the real one."""
+    from workbench.cluster.probe import HEALTH_SCRIPT, throttle_flags
+
+    tool = tmp_path / "vcgencmd"
+    tool.write_text(f'#!/bin/sh\n[ "$1" = get_throttled ] && echo throttled={value}\n')
+    tool.chmod(0o755)
+    proc = subprocess.run([sys.executable, "-c", HEALTH_SCRIPT, "health"], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    facts = json.loads(proc.stdout)
+    assert facts["throttled"] == int(value, 16)
+    assert throttle_flags(facts["throttled"]) == flags
+

@@ -12,6 +12,7 @@ import pytest
 from tests.backends.conformance import BackendConformance
 from tests.chem.conftest import indexed_copy, read_records, substructure_truth
 from tests.cluster.conftest import NODES, node_file
+from tests.cluster.test_nodes import thermal_truth
 from tests.helpers import gnu_grep, shard_files
 from workbench.cluster.placement import place
 from workbench.errors import ClusterError, JobError
@@ -124,6 +125,42 @@ def test_a_lost_node_falls_back_to_replicas(placed, dask_cluster):
             assert entry["node"] != "node1" and entry["node"] in holders(placed, entry["shard"])
     finally:
         start_sshd(dask_cluster, "node1")
+
+
+def test_stats_json_records_node_temperatures_at_start_and_end(placed, dask_cluster, tmp_path):
+    stats = tmp_path / "stats.json"
+    proc = subprocess.run([sys.executable, "-m", "workbench", "grep", "-cF", "C(=O)N", "-d", str(placed.directory),
+                           "--backend", "dask", "--cluster", str(dask_cluster), "--stats-json", str(stats)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    nodes = json.loads(stats.read_text())["nodes"]
+    assert sorted(nodes) == [f"node{i + 1}" for i in range(NODES)]
+    truth = thermal_truth()
+    for moment in ("start", "end"):
+        for health in (n[moment] for n in nodes.values()):
+            assert "error" not in health and len(health["load"]) == 3
+            assert (health["temperature"] is None) == (truth is None)
+
+
+def test_cluster_dashboard_is_served_and_linked(placed, dask_cluster):
+    """`cluster up` starts the Dask dashboard (bokeh is installed with the test extras); runs link it."""
+    import urllib.request
+
+    from workbench.cluster.daskcluster import cluster_status, read_state
+    from workbench.jobs.grep import GrepJob
+
+    link = read_state(dask_cluster)["dashboard"]
+    assert link and link.startswith("http://") and link.endswith("/status")
+    with urllib.request.urlopen(link, timeout=30) as page:  # the coordinator's own testbed address
+        assert page.status == 200 and b"Dask" in page.read()
+    assert {row["dashboard"] for row in cluster_status(dask_cluster)} == {link}
+    from workbench.backends import release
+
+    run = placed.run(GrepJob(pattern="C", fixed=True, count_only=True), backend="dask", cluster=str(dask_cluster))
+    try:
+        assert run.dashboard_link == link
+    finally:
+        release(run.backend)  # its client would outlive the cluster's scheduler
 
 
 def test_cluster_down_stops_everything(dask_cluster):

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.helpers import rendered_report
+
 pytestmark = pytest.mark.docker
 
 
@@ -100,3 +102,8 @@ def test_bench_images_table_json_and_plot(nci_dataset, worker_images, tmp_path):
     assert all(r["startup_s"] > 0 for name, r in rows.items() if name != "local")
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "busybox-grep" in out.stdout and "× fastest" in out.stdout
+    # the report page of the same run: its table and bar chart, the engine's version, nothing fetched
+    dom, (chart,) = rendered_report([report], tmp_path)
+    for label in ("local", "gnu-grep", "busybox-grep", "ripgrep", "MB/s"):
+        assert f">{label}<" in chart
+    assert "<td>Docker engine</td>" in dom and "<td>start-up s</td>" not in dom and "<th>start-up s</th>" in dom

@@ -41,6 +41,14 @@ def started_backend(cls: type[Backend], **options: Any) -> Backend:
     return backend
 
 
+def release(backend: Backend) -> None:
+    """Close a started backend and forget it (the next ``get_backend`` with its options starts anew)."""
+    for key, started in list(_started.items()):
+        if started is backend:
+            del _started[key]
+    backend.close()
+
+
 @atexit.register
 def close_all() -> None:
     """Close every cached backend (also registered at interpreter exit)."""
@@ -52,4 +60,4 @@ def close_all() -> None:
             pass
 
 
-__all__ = ["BACKENDS", "Backend", "backend_class", "close_all", "default_workers", "get_backend", "started_backend"]
+__all__ = ["BACKENDS", "Backend", "backend_class", "close_all", "default_workers", "get_backend", "release", "started_backend"]

@@ -45,6 +45,10 @@ class Backend(ABC):
     def describe(self) -> str:
         return f"{self.name}:{self.workers}"
 
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard of the cluster running the tasks, when there is one."""
+        return None
+
     def close(self) -> None:
         """Release what the backend started (clusters, clients, containers)."""
 

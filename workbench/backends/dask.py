@@ -90,6 +90,11 @@ def _token() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def _serves_dashboard(dask_scheduler: Any = None) -> bool:
+    """Runs on the scheduler: whether its HTTP server carries the dashboard's (bokeh) application."""
+    return bool(getattr(getattr(dask_scheduler, "http_application", None), "applications", None))
+
+
 def connect(address: str, timeout: float = 10, security: "Security | None" = None) -> "Client":
     """A client of the scheduler at ``address``; an unreachable one is a ``BackendError``."""
     try:
@@ -158,6 +163,17 @@ class DaskBackend(Backend):
 
     def describe(self) -> str:
         return f"dask:{self.address}"
+
+    def dashboard_link(self) -> str | None:
+        """The link the scheduler advertises for its dashboard (None when it serves none: no bokeh there)."""
+        if not hasattr(self, "_dashboard"):
+            self._dashboard: str | None = None
+            try:
+                if self.client.run_on_scheduler(_serves_dashboard):
+                    self._dashboard = self.client.dashboard_link
+            except Exception:  # an old or locked-down scheduler: no link rather than a failed run
+                pass
+        return self._dashboard
 
     def close(self) -> None:
         self.client.close()

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 from workbench.backends.base import Backend
 from workbench.backends.retry import RetryPolicy, ShardFailure, Tries
 from workbench.backends.threads import stream_threads
-from workbench.containers.build import SOURCE_LABEL, source_digest
+from workbench.containers.build import SOURCE_LABEL, image_arch, source_digest
 from workbench.containers.engine import connect
-from workbench.containers.imagemap import load_image_map
+from workbench.containers.imagemap import PLATFORMS, load_image_map, parse_platform
 from workbench.containers.pool import ContainerPool, Engine, check_readable, open_engine
 from workbench.containers.workers import MOUNT, WorkerContainer, wait_gone
 from workbench.errors import BackendError, EngineNotFound
@@ -47,11 +47,13 @@ class DockerBackend(Backend):
 
     def __init__(self, workers: int | None = None, docker_host: str | None = None, image: str | None = None,
                  mode: str = "pool", memory: str | None = None, engines: list[Engine] | None = None,
-                 insecure_engine: bool = False):
+                 insecure_engine: bool = False, platform: str | None = None):
         super().__init__(workers)
         if mode not in MODES:
             raise BackendError(f"unknown docker mode {mode!r} (choose from {', '.join(MODES)})")
         self.image, self.mode, self.memory = image, mode, memory
+        #: Run the images of this architecture on every engine (None: each engine's own; another runs emulated).
+        self.platform = parse_platform(platform) if platform else None
         #: One per engine, by node name (a single engine is named as it names itself).
         self.engines: dict[str, Engine] = {}
         if engines:
@@ -89,20 +91,26 @@ class DockerBackend(Backend):
         return f"the Docker engine at {engine.url}", "workbench images build{only}"
 
     def resolve_image(self, job: Job, engine: "Engine | None" = None) -> tuple[str, str]:
-        """(tag, memory limit) of the image that runs ``job`` on an engine (default: the first);
-        missing -> BackendError."""
+        """(tag, memory limit) of the image that runs ``job`` on an engine (default: the first), for
+        ``platform`` or else the engine's architecture; missing or of another architecture -> BackendError."""
         import docker
 
         engine = engine or next(iter(self.engines.values()))
+        arch = self.platform or engine.arch
         name = self.image or self.images.for_job(job).name
         spec = self.images.images.get(name)
-        tag = spec.tag_for(engine.arch) if spec else name  # --image may also be a plain tag
+        tag = spec.tag_for(arch) if spec else name  # --image may also be a plain tag
         where, fix = self.where(engine)
-        fix = "run `" + fix.format(only=f" --only {spec.name}" if spec else "") + "`"
+        fix = "run `" + fix.format(only=f" --only {spec.name}" if spec else "") \
+            + ("" if arch == engine.arch else f" --platform {PLATFORMS[arch]}") + "`"
         try:
             image = engine.client.images.get(tag)
         except docker.errors.ImageNotFound:
             raise BackendError(f"image {tag} is not on {where}: {fix}") from None
+        built_for = image_arch(image.attrs)
+        if built_for and built_for != arch:
+            raise BackendError(f"image {tag} on {where} is built for {built_for}, not {arch}: "
+                               + (fix if spec else f"pass --platform {PLATFORMS[built_for]} to run it emulated"))
         if spec and spec.wheelhouse and (image.labels or {}).get(SOURCE_LABEL) != source_digest():
             raise BackendError(f"image {tag} on {where} carries another version of the workbench jobs "
                                f"than this one: {fix}")

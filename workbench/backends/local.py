@@ -2,8 +2,13 @@
 
 Jobs whose work runs in a subprocess or releases the GIL (grep) run on a thread pool
 (``workbench.backends.threads``): no Dask import, and threads driving grep subprocesses need no
-more. Jobs that hold the GIL (RDKit loops) run on a distributed ``LocalCluster`` of
-single-threaded worker processes, started on first use and kept for the rest of the session.
+more. Jobs that hold the GIL (RDKit loops) run on single-threaded Dask worker processes, started
+on first use and kept for the rest of the session. Each worker is its own interpreter started
+with ``python -m dask spec`` (``distributed``'s ``SubprocessWorker``) running a Nanny, attached to
+a scheduler in this process: unlike ``LocalCluster``'s workers, spawned from this process, they
+never re-import the caller's ``__main__``, so a plain script calling ``ds.substructure(...)`` at
+top level works as written. A killed worker process is restarted by its Nanny; a pool that lost a
+whole worker is replaced before the next run.
 """
 
 from __future__ import annotations
@@ -18,9 +23,17 @@ from workbench.backends.retry import RetryPolicy, ShardFailure
 from workbench.backends.threads import stream_threads
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 from workbench.jobs.proc import kill_running
+from workbench.util.notebook import in_notebook
 
 if TYPE_CHECKING:
     from workbench.storage.manifest import Manifest
+
+
+def dashboard_available() -> bool:
+    """Whether Dask can serve its dashboard here (it needs bokeh)."""
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
 
 
 class LocalBackend(Backend):
@@ -31,10 +44,12 @@ class LocalBackend(Backend):
         self._pool: ThreadPoolExecutor | None = None
         self._client: Any = None
         self._cluster: Any = None
+        self._dashboard = self._on_processes = False
 
     def map_shards(self, job: Job, root: Path, manifest: "Manifest",
                    policy: RetryPolicy = RetryPolicy()) -> Iterator[ShardResult | ShardFailure]:
         tasks = self.tasks(root, manifest.shards)
+        self._on_processes = job.executor != "threads"
         if job.executor == "threads":
             return self._threaded(job, tasks, policy)
         return self._processes(job, tasks, policy)
@@ -46,32 +61,52 @@ class LocalBackend(Backend):
         return stream_threads(self._pool, lambda task, _: run_shard(job, task), tasks, on_stop=kill_running,
                               policy=policy)
 
-    # -- processes: a cached distributed LocalCluster --------------------------------------
+    # -- processes: a cached pool of worker subprocesses -------------------------------------
     def _processes(self, job: Job, tasks: list[ShardTask], policy: RetryPolicy) -> Iterator[ShardResult | ShardFailure]:
         from workbench.backends.dask import stream_futures
 
         return stream_futures(self.client(), job, [(t, None) for t in tasks], policy)
 
     def client(self) -> Any:
-        """The process cluster's client, started on first use."""
+        """The process pool's client, started on first use (and again if a worker died)."""
+        if self._client is not None and len(self._client.scheduler_info(n_workers=-1)["workers"]) < self.workers:
+            self.close()  # a worker process died: a fresh pool rather than a smaller one
         if self._client is None:
             import logging
 
-            from distributed import Client, LocalCluster
+            from distributed import Client, Scheduler, SpecCluster
+            from distributed.deploy.subprocess import SubprocessWorker
+            from distributed.worker_memory import parse_memory_limit
 
             logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO chatter on our stderr
             # a task whose worker died is the run's to retry (or report), not the scheduler's to log
             logging.getLogger("distributed.scheduler").addFilter(
                 lambda record: "workers died while trying to run it" not in record.getMessage())
-            # the scheduler's HTTP endpoint on an ephemeral port: no clash with another cluster's 8787
+            # each worker: a `dask spec` interpreter running a Nanny (which restarts its worker process if
+            # it dies), never an import of the caller's __main__; loopback only
+            options = {"host": "127.0.0.1", "nthreads": 1, "silence_logs": logging.ERROR,
+                       "memory_limit": parse_memory_limit("auto", 1, self.workers, logger=logging.getLogger(__name__))}
+            worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Nanny",
+                                                            "worker_kwargs": options}}
+            # the scheduler's HTTP endpoint on an ephemeral port (no clash with another cluster's 8787);
+            # the dashboard (bokeh, +0.7 s start-up) only in a notebook, where its link is one click away.
             # allowed_failures=0: a task whose worker dies comes back as KilledWorker at once, so
             # the run's own retry policy (not the scheduler's) decides whether to run it again
-            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None,
-                                         scheduler_kwargs={"dashboard_address": ":0", "allowed_failures": 0},
-                                         silence_logs=logging.ERROR)
+            self._dashboard = in_notebook() and dashboard_available()
+            scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
+                                                       "dashboard": self._dashboard, "allowed_failures": 0}}
+            self._cluster = SpecCluster(scheduler=scheduler,
+                                        workers={i: worker for i in range(self.workers)},
+                                        silence_logs=logging.ERROR, name="workbench-local")
             self._client = Client(self._cluster, set_as_default=False)
+            self._client.wait_for_workers(self.workers, timeout=120)
         return self._client
+
+    def dashboard_link(self) -> str | None:
+        """The process cluster's dashboard (started in notebooks, with bokeh installed), for jobs that run on it."""
+        if self._cluster is None or not self._dashboard or not self._on_processes:
+            return None
+        return self._cluster.dashboard_link
 
     def close(self) -> None:
         if self._client is not None:

@@ -2,7 +2,9 @@
 
 Each variant gets one untimed warm-up and ``repeat`` timed runs; rows report the median wall,
 MB/s, the ratio to the fastest variant, the image size and the container start-up cost
-(create + start + exit + remove of one container, median of a few).
+(create + start + exit + remove of one container, median of a few). Given ``platforms``, every
+image runs once per platform (its build for that architecture); rows of an architecture other
+than the engine's run under qemu user emulation and say so (``emulated``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workbench.api import Dataset
-from workbench.bench.scaling import repeated_runs
+from workbench.bench.measure import repeated_runs
 from workbench.containers.imagemap import ImageMap
 from workbench.errors import WorkbenchError
 from workbench.jobs.base import Job
@@ -34,6 +36,8 @@ class ImageRow:
     size_mb: float | None
     startup_s: float | None
     hits: int
+    platform: str = ""  # the architecture of the image (local: the host's)
+    emulated: bool = False  # ran under qemu user emulation: not the speed of that hardware
 
 
 @dataclass(frozen=True)
@@ -71,52 +75,75 @@ def startup_cost(client: Any, tag: str, samples: int = 3) -> float:
 
 
 def compare_images(dataset: Dataset, job: Job, names: list[str], *, workers: int | None = None, repeat: int = 3,
-                   docker_host: str | None = None, mode: str = "pool",
+                   docker_host: str | None = None, mode: str = "pool", platforms: list[str] | None = None,
                    on_run: Callable[[str, int, RunStats], None] | None = None
                    ) -> tuple[list[ImageRow], list[dict[str, Any]]]:
-    """Run the comparison; returns table rows (local baseline first) and every raw run."""
+    """Run the comparison (each image on each of ``platforms``, default: the engine's own);
+    returns table rows (local baseline first) and every raw run."""
     from workbench.backends import get_backend
-    from workbench.containers.imagemap import load_image_map
+    from workbench.containers.imagemap import host_arch, load_image_map, parse_platform
 
     imap = load_image_map()
-    plan = [Variant(LOCAL, None, getattr(job, "engine", None)), *variants(names, job, imap)]
+    images = variants(names, job, imap)
+    arches: list[str | None] = [parse_platform(p) for p in platforms] if platforms else [None]
+    plan = [(Variant(LOCAL, None, getattr(job, "engine", None)), None),
+            *((v, arch) for arch in arches for v in images)]
     raw: list[dict[str, Any]] = []
     measured = []
-    for v in plan:
+    for v, arch in plan:
         variant_job = replace(job, engine=v.engine) if v.engine else job  # type: ignore[type-var]
         options: dict[str, Any] = {"backend": "local", "workers": workers}
         size = startup = None
-        tag = "(no container)"
+        tag, platform, emulated = "(no container)", host_arch(), False
         if v.image:
-            options = {"backend": "docker", "workers": workers, "image": v.image, "docker_host": docker_host, "mode": mode}
+            options = {"backend": "docker", "workers": workers, "image": v.image, "docker_host": docker_host,
+                       "mode": mode, "platform": arch}
             backend = get_backend("docker", **{k: v for k, v in options.items() if k != "backend"})
             tag, _ = backend.resolve_image(variant_job)  # type: ignore[attr-defined]
+            platform = arch or backend.arch  # type: ignore[attr-defined]
+            emulated = platform != backend.arch  # type: ignore[attr-defined]
             size = backend.client.images.get(tag).attrs["Size"] / 1e6  # type: ignore[attr-defined]
             startup = startup_cost(backend.client, tag)  # type: ignore[attr-defined]
-        runs = repeated_runs(dataset, variant_job, repeat, (lambda i, st, v=v: on_run(v.name, i, st)) if on_run else None,
-                             **options)
-        raw += [{"variant": v.name, "image": tag, "repeat": i, **stats.to_dict()} for i, stats in enumerate(runs)]
-        measured.append((v, tag, statistics.median(s.seconds for s in runs), size, startup, runs[-1].hits))
-    fastest = min(wall for _, _, wall, _, _, _ in measured)
+        label = v.name if len(arches) == 1 or not v.image else f"{v.name}@{platform}"
+        runs = repeated_runs(dataset, variant_job, repeat,
+                             (lambda _cache, i, st, label=label: on_run(label, i, st)) if on_run else None, **options)
+        raw += [m.record(variant=v.name, image=tag, platform=platform, emulated=emulated, repeat=i)
+                for i, m in enumerate(runs)]
+        measured.append((v, tag, statistics.median(m.stats.seconds for m in runs), size, startup, runs[-1].stats.hits,
+                         platform, emulated))
+    fastest = min(m[2] for m in measured)
     mb = dataset.manifest.bytes / 1e6
     rows = [ImageRow(v.name, tag, v.engine or "-", wall, mb / wall if wall else 0.0, wall / fastest if fastest else 0.0,
-                     size, startup, hits) for v, tag, wall, size, startup, hits in measured]
+                     size, startup, hits, platform, emulated)
+            for v, tag, wall, size, startup, hits, platform, emulated in measured]
     return rows, raw
 
 
-def plot(rows: list[ImageRow], path: str, title: str) -> None:
+def docker_version(docker_host: str | None = None) -> dict[str, Any]:
+    """The engine's version and OS, for the benchmark document."""
+    from workbench.containers.engine import connect
+
+    info = connect(docker_host).version()
+    return {"version": info.get("Version"), "api": info.get("ApiVersion"), "os": info.get("Os"),
+            "arch": info.get("Arch"), "kernel": info.get("KernelVersion")}
+
+
+def figure(rows: list[ImageRow | dict[str, Any]], title: str) -> Any:
     """MB/s per variant, bars labelled with the ratio to the fastest."""
-    import matplotlib
+    from workbench.bench.charts import bar_chart, new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    rows_d = [r if isinstance(r, dict) else r.__dict__ for r in rows]
+    several = len({r.get("platform", "") for r in rows_d}) > 1
+    labels = [r["variant"] + (f"\n{r.get('platform', '')}" + (" (emulated)" if r.get("emulated") else "")
+                              if several else "") for r in rows_d]
+    fig, ax = new_figure(1, width=7, height=3.6)
+    bar_chart(ax, labels, [r["mb_per_s"] for r in rows_d], [f"{r['ratio']:.1f}×" for r in rows_d], ylabel="MB/s",
+              title=title, colours=["tab:orange" if r.get("emulated") else "tab:blue" for r in rows_d])
+    return fig
 
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.bar([r.variant for r in rows], [r.mb_per_s for r in rows], color="tab:blue")
-    for bar, r in zip(bars, rows):
-        ax.annotate(f"{r.ratio:.1f}×", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center", va="bottom", fontsize=9)
-    ax.set(ylabel="MB/s", title=title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+
+def plot(rows: list[ImageRow], path: str, title: str) -> None:
+    """MB/s per variant to a PNG (or SVG) file."""
+    from workbench.bench.charts import save
+
+    save(figure(list(rows), title), path)

@@ -1,20 +1,24 @@
 """``workbench bench scaling``: throughput against worker count, the core experiment of the field.
 
 For each worker count: one untimed warm-up run (page cache warm, cluster started), then
-``repeat`` timed runs. Rows report the median wall time, MB/s, records/s, speedup and parallel
-efficiency against the smallest worker count, and CPU user+sys seconds.
+``repeat`` timed runs per cache state (``warm``; with ``--cold`` also ``cold``, each repeat
+starting with the dataset's pages dropped from the page cache). Rows report the median wall
+time, MB/s, records/s, speedup and parallel efficiency against the smallest worker count (of
+the same cache state), CPU user+sys seconds and the share of the dataset resident in the cache.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from workbench.api import Dataset
+from workbench.bench.measure import CACHES, Cache, make_job, medians, repeated_runs
 from workbench.jobs.base import Job
 from workbench.runner.stats import RunStats
+
+__all__ = ["ScalingRow", "figure", "make_job", "plot", "scaling"]
 
 
 @dataclass
@@ -27,83 +31,63 @@ class ScalingRow:
     efficiency: float
     cpu_s: float
     hits: int
-
-
-def make_job(kind: str, query: str, **options: Any) -> Job:
-    """The job a benchmark runs: grep PATTERN, substructure SMARTS, or similar SMILES."""
-    from workbench.jobs import job_class
-
-    if kind == "grep":
-        return job_class("grep")(pattern=query, **options)
-    if kind == "substructure":
-        return job_class("substructure")(query=query, **options)
-    if kind == "similar":
-        return job_class("similar")(smiles=query, **options)
-    from workbench.errors import WorkbenchError
-
-    raise WorkbenchError(f"cannot benchmark job {kind!r} (choose grep, substructure or similar)")
-
-
-def timed_run(dataset: Dataset, job: Job, **run_options: Any) -> RunStats:
-    run = dataset.run(job, **run_options)
-    for _ in run:
-        pass
-    return run.stats
-
-
-def repeated_runs(dataset: Dataset, job: Job, repeat: int, on_run: Callable[[int, RunStats], None] | None = None,
-                  **run_options: Any) -> list[RunStats]:
-    """The measurement every benchmark makes: one untimed warm-up (page cache, clusters, containers),
-    then ``repeat`` timed runs."""
-    timed_run(dataset, job, **run_options)
-    runs = []
-    for i in range(repeat):
-        runs.append(timed_run(dataset, job, **run_options))
-        if on_run:
-            on_run(i, runs[-1])
-    return runs
+    cache: str = "warm"
+    resident: float | None = None  # median share of the dataset in the page cache when runs started
 
 
 def scaling(dataset: Dataset, job: Job, workers: Sequence[int], repeat: int = 3, backend: str = "local",
-            on_run: Callable[[int, int, RunStats], None] | None = None, **backend_options: Any
-            ) -> tuple[list[ScalingRow], list[dict[str, Any]]]:
-    """Run the experiment; returns the table rows and every raw run."""
+            on_run: Callable[[str, int, RunStats], None] | None = None, cold: bool = False,
+            **backend_options: Any) -> tuple[list[ScalingRow], list[dict[str, Any]]]:
+    """Run the experiment; returns the table rows (per worker count: warm, then cold) and every raw run."""
+    caches: tuple[Cache, ...] = CACHES if cold else ("warm",)
+    if cold:
+        from workbench.bench.measure import check_cold_possible
+
+        check_cold_possible()
     raw: list[dict[str, Any]] = []
-    medians: dict[int, tuple[float, float, int]] = {}
+    measured: dict[tuple[int, str], tuple[float, float, int, float]] = {}
     for n in workers:
-        runs = repeated_runs(dataset, job, repeat, (lambda i, s, n=n: on_run(n, i, s)) if on_run else None,
-                             backend=backend, workers=n, **backend_options)
-        raw += [{"workers": n, "repeat": i, **stats.to_dict()} for i, stats in enumerate(runs)]
-        medians[n] = (statistics.median(s.seconds for s in runs), statistics.median(s.cpu_seconds for s in runs),
-                      runs[-1].hits)
-    base_n = workers[0]
-    base_wall = medians[base_n][0]
+        runs = repeated_runs(dataset, job, repeat,
+                             (lambda cache, i, s, n=n: on_run(f"workers={n} {cache}", i, s)) if on_run else None,
+                             caches=caches, backend=backend, workers=n, **backend_options)
+        raw += [m.record(workers=n, repeat=i % repeat) for i, m in enumerate(runs)]
+        for cache in caches:
+            measured[n, cache] = medians([m for m in runs if m.cache == cache])
     m = dataset.manifest
     rows = []
     for n in workers:
-        wall, cpu, hits = medians[n]
-        speedup = base_wall / wall if wall else 0.0
-        rows.append(ScalingRow(n, wall, m.bytes / 1e6 / wall if wall else 0.0, m.records / wall if wall else 0.0,
-                               speedup, speedup * base_n / n, cpu, hits))
+        for cache in caches:
+            wall, cpu, hits, resident = measured[n, cache]
+            base_wall = measured[workers[0], cache][0]
+            speedup = base_wall / wall if wall else 0.0
+            rows.append(ScalingRow(n, wall, m.bytes / 1e6 / wall if wall else 0.0, m.records / wall if wall else 0.0,
+                                   speedup, speedup * workers[0] / n, cpu, hits, cache,
+                                   None if resident != resident else resident))
     return rows, raw
 
 
-def plot(rows: list[ScalingRow], path: str, title: str) -> None:
-    """Speedup and MB/s against workers, side by side."""
-    import matplotlib
+def figure(rows: list[ScalingRow | dict[str, Any]], title: str) -> Any:
+    """Speedup and MB/s against workers, one line per cache state (warm, cold)."""
+    from workbench.bench.charts import line_chart, new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    rows_d = [r if isinstance(r, dict) else r.__dict__ for r in rows]
+    fig, (left, right) = new_figure(2)
+    caches = list(dict.fromkeys(r.get("cache", "warm") for r in rows_d))
+    xs = sorted({r["workers"] for r in rows_d})
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    xs = [r.workers for r in rows]
-    left.plot(xs, [r.speedup for r in rows], "o-", label="measured")
-    left.plot(xs, [x / xs[0] for x in xs], "--", color="grey", label="ideal")
-    left.set(xlabel="workers", ylabel="speedup", title="speedup")
-    left.legend()
-    right.plot(xs, [r.mb_per_s for r in rows], "o-")
-    right.set(xlabel="workers", ylabel="MB/s", title="throughput")
+    def series(key: str) -> dict[str, list[float]]:
+        by = {(r["workers"], r.get("cache", "warm")): r[key] for r in rows_d}
+        return {cache: [by[x, cache] for x in xs] for cache in caches}
+
+    line_chart(left, xs, series("speedup"), xlabel="workers", ylabel="speedup", title="speedup",
+               ideal=[x / xs[0] for x in xs])
+    line_chart(right, xs, series("mb_per_s"), xlabel="workers", ylabel="MB/s", title="throughput")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot(rows: list[ScalingRow], path: str, title: str) -> None:
+    """Speedup and MB/s against workers, side by side, to a PNG (or SVG) file."""
+    from workbench.bench.charts import save
+
+    save(figure(list(rows), title), path)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workbench.chem.fingerprints import morgan_fp, pattern_fp
+from workbench.chem.fingerprints import morgan_fp
 from workbench.chem.molecules import mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
+from workbench.chem.screening import molecule_pattern_fp
 from workbench.storage.index import META_KEY, ROW_GROUP, index_params, index_schema
 from workbench.storage.manifest import ShardInfo
 
@@ -40,7 +41,7 @@ def build_shard_index(shard_path: str, index_path: str, shard: ShardInfo) -> lis
                         pickles.append(None), patterns.append(None), morgans.append(None)
                         continue
                     pickles.append(mol_to_pickle(mol))
-                    patterns.append(pattern_fp(mol))
+                    patterns.append(molecule_pattern_fp(mol))
                     morgans.append(morgan_fp(mol))
                 records += len(cids)
                 writer.write_batch(pa.record_batch([cids, smiles, pickles, patterns, morgans], schema=schema),

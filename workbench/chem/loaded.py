@@ -1,9 +1,11 @@
 """Index shards loaded in a worker process, kept between queries (bounded LRU cache).
 
-Workers are long-lived processes, so the second query on a shard skips reading Parquet and
-decoding molecules: fingerprints stay as numpy words, molecules decoded from their pickles stay
-as ``Chem.Mol`` objects (about 16 kB each), within ``WORKBENCH_CHEM_CACHE_MB`` per process
-(default: a third of RAM divided by the number of cores).
+Workers are long-lived processes, so the second query on a shard skips reading Parquet:
+fingerprints stay as numpy arrays and pickles as an Arrow column, within ``WORKBENCH_CHEM_CACHE_MB``
+per process (default: a third of RAM divided by the number of cores). Molecules decoded from their
+pickles (about 24 kB each, against ~320 bytes pickled) are kept only within a small fixed budget,
+``WORKBENCH_CHEM_MOL_CACHE_MB`` (default 64 MB per process); the rest are decoded and matched
+inside RDKit on each query.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rdkit import Chem
 
-from workbench.chem.fingerprints import popcounts, words
+from workbench.chem.fingerprints import words
 from workbench.chem.molecules import match_pickles, mol_from_pickle
+from workbench.chem.similarity import MorganSearch
 from workbench.storage.index import FP_BYTES, FP_WORDS
 
-MOL_BYTES = 16_000  # resident cost of one decoded drug-sized molecule (measured), for the cache budget
+MOL_BYTES = 24_000  # resident cost of one decoded drug-sized molecule (measured on MOSES), for the budgets
+MOL_CACHE_MB = 64  # default budget for decoded molecules per process
 
 FileKey = tuple[str, int, int, int]  # real path, inode, size, mtime: one version of one file
 
@@ -31,6 +35,11 @@ def cache_budget() -> int:
         return int(float(os.environ["WORKBENCH_CHEM_CACHE_MB"]) * 1e6)
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return ram // (3 * (os.cpu_count() or 1))
+
+
+def mol_cache_budget() -> int:
+    """Bytes of decoded molecules a worker process may keep: ``WORKBENCH_CHEM_MOL_CACHE_MB``."""
+    return int(float(os.environ.get("WORKBENCH_CHEM_MOL_CACHE_MB", MOL_CACHE_MB)) * 1e6)
 
 
 def file_key(path: str) -> FileKey | None:
@@ -52,35 +61,36 @@ class LoadedShard:
         self.nbytes = self.cids.nbytes
         self._smiles: pa.ChunkedArray | None = None
         self._pattern: np.ndarray | None = None
-        self._morgan: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._morgan: MorganSearch | None = None
         self._pickles: pa.BinaryArray | None = None
         self._mols: list[Chem.Mol | None] = []
+        self.decoded_bytes = 0  # of the decoded molecules kept
         self._valid: list[bool] = []
 
-    def _fingerprints(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """Transposed words ``(FP_WORDS, n)`` with null rows zeroed, and the mask of valid rows."""
+    def _fingerprint_bytes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw fingerprints ``(n, FP_BYTES)`` uint8 with null rows zeroed, and the mask of valid rows."""
         col = self._file.read(columns=[column])[column].combine_chunks()
         valid = col.is_valid().to_numpy(zero_copy_only=False)
         if col.null_count:
             col = col.fill_null(pa.scalar(b"\0" * FP_BYTES, type=col.type))
         if self.n == 0:
-            return np.zeros((FP_WORDS, 0), dtype=np.uint64), valid
+            return np.zeros((0, FP_BYTES), dtype=np.uint8), valid
         raw = np.frombuffer(col.buffers()[1], dtype=np.uint8)[col.offset * FP_BYTES:(col.offset + self.n) * FP_BYTES]
-        return np.ascontiguousarray(words(raw, self.n).T), valid
+        return raw.reshape(self.n, FP_BYTES), valid
 
     def pattern(self) -> np.ndarray:
         """Pattern fingerprints, transposed ``(FP_WORDS, n)``; unparsable rows are all zero."""
         if self._pattern is None:
-            self._pattern, _ = self._fingerprints("pattern")
+            raw, _ = self._fingerprint_bytes("pattern")
+            self._pattern = np.ascontiguousarray(words(raw, self.n).T) if self.n else np.zeros((FP_WORDS, 0), np.uint64)
             self.nbytes += self._pattern.nbytes
         return self._pattern
 
-    def morgan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Transposed Morgan words ``(FP_WORDS, n)``, popcounts, valid-row mask."""
+    def morgan(self) -> MorganSearch:
+        """The valid rows' Morgan fingerprints, sorted by popcount for Tanimoto search."""
         if self._morgan is None:
-            columns, valid = self._fingerprints("morgan")
-            self._morgan = (columns, popcounts(columns.T), valid)
-            self.nbytes += columns.nbytes + self._morgan[1].nbytes
+            self._morgan = MorganSearch(*self._fingerprint_bytes("morgan"))
+            self.nbytes += self._morgan.nbytes
         return self._morgan
 
     def match(self, rows: np.ndarray, query: Chem.Mol, allowance: int, limit: int | None = None) -> list[int]:
@@ -115,6 +125,7 @@ class LoadedShard:
                 if keep > 0:
                     cached[i], keep = mol, keep - 1
                     self.nbytes += MOL_BYTES
+                    self.decoded_bytes += MOL_BYTES
             if mol.HasSubstructMatch(query):
                 hits.append(i)
                 if limit is not None and len(hits) >= limit:
@@ -176,8 +187,9 @@ class ShardCache:
         return sum(s.nbytes for s in self._shards.values())
 
     def room(self) -> int:
-        """Bytes still free for decoded molecules."""
-        return max(0, cache_budget() - self.used())
+        """Bytes still free for decoded molecules (both budgets)."""
+        decoded = sum(s.decoded_bytes for s in self._shards.values())
+        return max(0, min(cache_budget() - self.used(), mol_cache_budget() - decoded))
 
     def clear(self) -> None:
         while self._shards:

@@ -14,9 +14,31 @@ from collections.abc import Iterator
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+# `workbench --help` lists commands in the order of the work, grouped in these panels
+ORDER = ["datasets", "ingest", "info", "verify",  # Data
+         "grep", "run",  # Search
+         "index", "substructure", "similar",  # Chemistry
+         "images",  # Containers
+         "nodes", "place", "cluster", "testbed",  # Cluster
+         "bench"]  # Benchmarks
+
+
+def work_order(order: list[str]) -> type[TyperGroup]:
+    """A command group listing ``order`` first (then any others, as registered), not in import order."""
+
+    class WorkOrder(TyperGroup):
+        def list_commands(self, ctx: Any) -> list[str]:
+            names = super().list_commands(ctx)
+            return [n for n in order if n in names] + [n for n in names if n not in order]
+
+    return WorkOrder
+
 
 app = typer.Typer(
     name="workbench",
+    cls=work_order(ORDER),
     help="Shard chemistry datasets and search them with one worker per core, on Dask or Docker.",
     no_args_is_help=True,
     add_completion=False,
@@ -26,8 +48,18 @@ app = typer.Typer(
 STATE = {"debug": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from workbench import __version__
+
+        print(f"workbench {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     STATE["debug"] = debug
 
 

@@ -17,6 +17,7 @@ from workbench.cli.common import (
     DockerHostOpt,
     ImageOpt,
     KeepGoingOpt,
+    PlatformOpt,
     RetriesOpt,
     RunOptions,
     SchedulerOpt,
@@ -30,7 +31,7 @@ from workbench.cli.common import (
 )
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 def index(
     dataset: DatasetOpt,
     force: Annotated[bool, typer.Option("--force", help="Rebuild every shard, even those up to date.")] = False,
@@ -40,6 +41,7 @@ def index(
     cluster: ClusterOpt = None,
     docker_host: DockerHostOpt = None,
     image: ImageOpt = None,
+    platform: PlatformOpt = None,
     retries: RetriesOpt = DEFAULT_RETRIES,
     shard_timeout: ShardTimeoutOpt = None,
     keep_going: KeepGoingOpt = False,
@@ -55,8 +57,8 @@ def index(
     from workbench.api import open_dataset
 
     ds = open_dataset(dataset)
-    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image)
-    report = ds.build_index(force=force, progress=sys.stderr.isatty(), **opts,
+    opts = backend_options(backend, workers, scheduler, cluster, docker_host, image, platform=platform)
+    report = ds.build_index(force=force, progress=sys.stderr.isatty(), health=stats_json is not None, **opts,
                             **failure_options(retries, shard_timeout, keep_going))
     print(report.summary(), file=sys.stderr)
     if report.stats is not None:
@@ -70,7 +72,7 @@ def index(
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 @with_run_options
 def substructure(
     query: Annotated[str, typer.Argument(help="SMARTS query (a SMILES query with --smiles).")],
@@ -92,15 +94,17 @@ def substructure(
     raise typer.Exit(run.emit(job, dataset, count=count))
 
 
-@app.command()
+@app.command(rich_help_panel="Chemistry")
 @with_run_options
 def similar(
     smiles: Annotated[str, typer.Argument(help="Query molecule as SMILES.")],
     dataset: DatasetOpt,
     run: RunOptions,
-    threshold: Annotated[float, typer.Option("--threshold", "-t", min=0.0, max=1.0,
-                                             help="Lowest Tanimoto similarity to report.")] = 0.7,
-    top: Annotated[Optional[int], typer.Option("--top", "-k", min=1, help="Only the K most similar.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        "--threshold", "-t", min=0.0, max=1.0,
+        help="Lowest Tanimoto similarity to report [default: 0.7, or 0 with --top].")] = None,
+    top: Annotated[Optional[int], typer.Option(
+        "--top", "-k", min=1, help="The K most similar (alone: the K nearest, whatever their similarity).")] = None,
 ) -> None:
     """Print CID<TAB>SMILES<TAB>SIMILARITY, most similar first (Morgan radius 2, 2048 bits, Tanimoto).
 

@@ -18,8 +18,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 cluster_app = typer.Typer(help="A Dask cluster across the cluster file's nodes.", no_args_is_help=True)
 testbed_app = typer.Typer(help="Real nodes on this machine (network namespaces + sshd) to try clusters.",
                           no_args_is_help=True)
-app.add_typer(cluster_app, name="cluster")
-app.add_typer(testbed_app, name="testbed")
+app.add_typer(cluster_app, name="cluster", rich_help_panel="Cluster")
+app.add_typer(testbed_app, name="testbed", rich_help_panel="Cluster")
 
 
 def _table(columns: list[str], rows: list[list[Any]]) -> None:
@@ -34,13 +34,16 @@ def _table(columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def _size(n: int | None) -> str:
-    return "" if n is None else f"{n / 1e9:,.0f}G"
+    return "" if n is None else f"{n / 1e9:,.1f}G" if n < 10e9 else f"{n / 1e9:,.0f}G"
 
 
-@app.command()
+@app.command(rich_help_panel="Cluster")
 def nodes(cluster: ClusterFileOpt, as_json: JsonOpt = False) -> None:
-    """Probe every node over SSH: reachable, arch, cores, memory, disk, shared mount, Docker, versions.
+    """Probe every node over SSH: facts and health (temperature, throttling, load, memory, disk, NFS).
 
+    Facts: arch, cores, memory, Docker and Python versions. Health: CPU temperature (the hottest
+    CPU/SoC thermal zone in /sys/class/thermal), throttling (`vcgencmd get_throttled`, Raspberry Pi
+    OS), 1-minute load, free memory and disk, the shared (NFS) mount state; "-" where not reported.
     Exit status 0 when every node is reachable and probed, 1 otherwise.
     """
     from workbench.cluster.inventory import load_cluster
@@ -50,14 +53,32 @@ def nodes(cluster: ClusterFileOpt, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps([r.to_dict() for r in reports], indent=1))
     else:
-        _table(["node", "up", "arch", "cores", "memory", "free", "shared", "docker", "python", "wb", "error"],
-               [[r.name, "yes" if r.reachable else "no", r.arch, r.cores, _size(r.memory), _size(r.data_dir_free),
-                 {True: "mounted", False: "no", None: ""}[r.shared_mounted], r.docker, r.python, r.workbench,
-                 r.error] for r in reports])
+        _table(["node", "up", "arch", "cores", "°C", "throttled", "load", "mem free", "memory", "disk free",
+                "shared", "docker", "python", "wb", "error"],
+               [[r.name, "yes" if r.reachable else "no", r.arch, r.cores, _temperature(r.temperature),
+                 _throttle(r.throttled, r.throttle) if r.reachable else "", f"{r.load[0]:.2f}" if r.load else "",
+                 _size(r.memory_available), _size(r.memory), _size(r.data_dir_free), _shared(r.shared_state, r.shared_fs),
+                 r.docker, r.python, r.workbench, r.error] for r in reports])
     raise typer.Exit(0 if all(r.reachable and not r.error for r in reports) else 1)
 
 
-@app.command()
+def _temperature(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _throttle(value: int | None, flags: list[str]) -> str:
+    if value is None:
+        return "-"
+    return ", ".join(flags) if flags else "no"
+
+
+def _shared(state: str | None, fs: str | None) -> str:
+    if state is None:
+        return ""
+    return f"{state} ({fs})" if fs else state
+
+
+@app.command(rich_help_panel="Cluster")
 def place(
     dataset: DatasetOpt,
     cluster: ClusterFileOpt,
@@ -93,6 +114,8 @@ def cluster_up(
     state = up(cluster, timeout=timeout, allow_missing=allow_missing)
     workers = sum(len(n["workers"]) for n in state["nodes"].values())
     print(f"scheduler {state['scheduler']}: {workers} workers on {len(state['nodes'])} nodes", file=sys.stderr)
+    print(f"dask dashboard: {state['dashboard']}" if state.get("dashboard")
+          else "dask dashboard: none (install bokeh for it)", file=sys.stderr)
     for node, why in state["missing"].items():
         print(f"warning: no workers on {node}: {why}", file=sys.stderr)
 
@@ -106,8 +129,9 @@ def cluster_status(cluster: ClusterFileOpt, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(rows, indent=1))
     else:
-        _table(["node", "host", "workers", "connected", "executing", "scheduler"],
-               [[r["node"], r["host"], r["workers"], r["connected"], r["tasks"], r["scheduler"]] for r in rows])
+        _table(["node", "host", "workers", "connected", "executing", "scheduler", "dashboard"],
+               [[r["node"], r["host"], r["workers"], r["connected"], r["tasks"], r["scheduler"], r["dashboard"]]
+                for r in rows])
     raise typer.Exit(0 if all(r["workers"] == r["connected"] for r in rows) else 1)
 
 

@@ -29,10 +29,14 @@ DockerHostOpt = Annotated[Optional[str], typer.Option("--docker-host", help="Doc
 InsecureEngineOpt = Annotated[bool, typer.Option("--insecure-engine",
                                                   help="Allow a plain tcp:// Docker engine on another machine (root there).")]
 ImageOpt = Annotated[Optional[str], typer.Option("--image", help="Worker image to run (--backend docker).")]
+PlatformOpt = Annotated[Optional[str], typer.Option(
+    "--platform", help="Run the images of linux/amd64, linux/arm64 or linux/arm/v7 (--backend docker; default: "
+    "each engine's own; another one runs under qemu emulation).")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write results to FILE: .tsv, .jsonl or .parquet.")]
 CountOpt = Annotated[bool, typer.Option("--count", "-c", help="Print only the total number of matches.")]
 StatsOpt = Annotated[bool, typer.Option("--stats", help="Print a run summary to stderr.")]
-StatsJsonOpt = Annotated[Optional[Path], typer.Option("--stats-json", help="Write totals and per-shard stats as JSON.")]
+StatsJsonOpt = Annotated[Optional[Path], typer.Option(
+    "--stats-json", help="Write totals, per-shard stats and each node's temperature at start and end as JSON.")]
 RetriesOpt = Annotated[int, typer.Option("--retries", min=0, help=(
     "Run a shard again up to N times after a transient failure (killed process or container, lost worker, "
     "node or engine, timeout)."))]
@@ -50,7 +54,7 @@ JoblogOpt = Annotated[Optional[Path], typer.Option("--joblog", help=(
 def backend_options(backend: str, workers: int | None = None, scheduler: str | None = None,
                     cluster: Path | None = None, docker_host: str | None = None,
                     image: str | None = None, tls: tuple[Path | None, Path | None, Path | None] = (None, None, None),
-                    insecure_engine: bool = False) -> dict[str, Any]:
+                    insecure_engine: bool = False, platform: str | None = None) -> dict[str, Any]:
     """Check that each option suits the chosen backend; return the backend's keyword options."""
     if scheduler and backend != "dask":
         raise WorkbenchError("--scheduler needs --backend dask")
@@ -58,13 +62,13 @@ def backend_options(backend: str, workers: int | None = None, scheduler: str | N
         raise WorkbenchError("--tls-ca-file, --tls-cert and --tls-key need --backend dask --scheduler tls://HOST:PORT")
     if insecure_engine and backend != "docker":
         raise WorkbenchError("--insecure-engine needs --backend docker")
-    if (docker_host or image) and backend != "docker":
-        raise WorkbenchError("--docker-host and --image need --backend docker")
+    if (docker_host or image or platform) and backend != "docker":
+        raise WorkbenchError("--docker-host, --image and --platform need --backend docker")
     if cluster and backend not in ("dask", "docker"):
         raise WorkbenchError("--cluster needs --backend dask or --backend docker")
     opts: dict[str, Any] = {"workers": workers, "scheduler": scheduler,
                             "cluster": str(cluster) if cluster else None,
-                            "docker_host": docker_host, "image": image,
+                            "docker_host": docker_host, "image": image, "platform": platform,
                             **{k: str(v) for k, v in zip(("tls_ca_file", "tls_cert", "tls_key"), tls) if v},
                             "insecure_engine": insecure_engine or None}
     return {"backend": backend, **{k: v for k, v in opts.items() if v is not None}}
@@ -84,7 +88,8 @@ def run_and_emit(job: Any, dataset: Path, run_options: dict[str, Any], *, output
         raise WorkbenchError("--resume needs -o FILE (the finished shards are kept beside it)")
     ds = open_dataset(dataset)
     out = sys.stdout.buffer
-    run = ds.run(job, progress=sys.stderr.isatty(), output=output, resume=resume, **run_options)
+    run = ds.run(job, progress=sys.stderr.isatty(), output=output, resume=resume, health=stats_json is not None,
+                 **run_options)
     try:
         for payload in run.payloads():
             if count or not payload:
@@ -137,6 +142,7 @@ class RunOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure_engine: bool = False
+    platform: str | None = None
     retries: int = DEFAULT_RETRIES
     shard_timeout: float | None = None
     keep_going: bool = False
@@ -148,7 +154,7 @@ class RunOptions:
 
     def backend_options(self) -> dict[str, Any]:
         return backend_options(self.backend, self.workers, self.scheduler, self.cluster, self.docker_host, self.image,
-                               (self.tls_ca_file, self.tls_cert, self.tls_key), self.insecure_engine)
+                               (self.tls_ca_file, self.tls_cert, self.tls_key), self.insecure_engine, self.platform)
 
     def run_options(self) -> dict[str, Any]:
         """``Dataset.run`` keyword options: the backend's and the retry policy's."""
@@ -167,7 +173,7 @@ def failure_options(retries: int, shard_timeout: float | None, keep_going: bool)
 _SHARED = [("backend", BackendOpt, "local"), ("workers", WorkersOpt, None), ("scheduler", SchedulerOpt, None),
            ("cluster", ClusterOpt, None), ("docker_host", DockerHostOpt, None), ("image", ImageOpt, None),
            ("tls_ca_file", TlsCaOpt, None), ("tls_cert", TlsCertOpt, None), ("tls_key", TlsKeyOpt, None),
-           ("insecure_engine", InsecureEngineOpt, False),
+           ("insecure_engine", InsecureEngineOpt, False), ("platform", PlatformOpt, None),
            ("retries", RetriesOpt, DEFAULT_RETRIES), ("shard_timeout", ShardTimeoutOpt, None),
            ("keep_going", KeepGoingOpt, False), ("output", OutputOpt, None), ("resume", ResumeOpt, False),
            ("stats", StatsOpt, False), ("stats_json", StatsJsonOpt, None), ("joblog", JoblogOpt, None)]

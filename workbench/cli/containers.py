@@ -14,11 +14,15 @@ from workbench.cli.common import DatasetOpt, DockerHostOpt, InsecureEngineOpt, W
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from workbench.containers.imagemap import ImageSpec
+
 images_app = typer.Typer(help="Worker images: build, list, bootstrap base images without a registry.",
                          no_args_is_help=True)
-app.add_typer(images_app, name="images")
+app.add_typer(images_app, name="images", rich_help_panel="Containers")
 
 OnlyOpt = Annotated[Optional[list[str]], typer.Option("--only", help="Only this image (repeatable).")]
+ImagePlatformOpt = Annotated[Optional[str], typer.Option(
+    "--platform", help="linux/amd64, linux/arm64 or linux/arm/v7 (default: the engine's; another one runs under qemu).")]
 
 
 def _console() -> "Console":
@@ -35,32 +39,47 @@ def _log(text: str) -> None:
 @images_app.command("build")
 def images_build(
     only: OnlyOpt = None,
-    platform: Annotated[Optional[str], typer.Option("--platform", help="amd64, arm64 or armv7 (default: the engine's).")] = None,
+    platform: ImagePlatformOpt = None,
     docker_host: DockerHostOpt = None,
     insecure_engine: InsecureEngineOpt = False,
 ) -> None:
     """Build the worker images (containers/*/Dockerfile) through the Docker Engine API."""
     from workbench.containers.build import build_image
     from workbench.containers.engine import connect
-    from workbench.containers.imagemap import load_image_map, normalize_arch
+    from workbench.containers.imagemap import parse_platform
 
     client = connect(docker_host, insecure=insecure_engine)
-    arch = normalize_arch(platform.removeprefix("linux/").replace("arm/v7", "armv7")) if platform else None
-    for spec in load_image_map().selected(only):
+    arch = parse_platform(platform) if platform else None
+    for spec in _images_for(arch, only):
         build_image(client, spec, arch, log=_log)
 
 
+def _images_for(arch: str | None, only: list[str] | None) -> "list[ImageSpec]":
+    """The images to build for ``arch``: those named (each must support it), else every image that does."""
+    from workbench.containers.imagemap import load_image_map
+
+    specs = load_image_map().selected(only)
+    if arch is None or only:
+        return specs
+    for spec in specs:
+        if arch not in spec.platforms:
+            _log(f"{spec.name}: skipped, not built for {arch} (platforms: {', '.join(spec.platforms)})")
+    return [spec for spec in specs if arch in spec.platforms]
+
+
 @images_app.command("list")
-def images_list(docker_host: DockerHostOpt = None, insecure_engine: InsecureEngineOpt = False) -> None:
+def images_list(platform: ImagePlatformOpt = None, docker_host: DockerHostOpt = None,
+                insecure_engine: InsecureEngineOpt = False) -> None:
     """Name, tag, size and architecture of each worker image on the engine."""
     from rich.table import Table
 
     from workbench.containers.build import list_images
     from workbench.containers.engine import connect
-    from workbench.containers.imagemap import load_image_map
+    from workbench.containers.imagemap import load_image_map, parse_platform
 
     table = Table("name", "tag", "size", "architecture", "created", "base")
-    for row in list_images(connect(docker_host, insecure=insecure_engine), load_image_map()):
+    arch = parse_platform(platform) if platform else None
+    for row in list_images(connect(docker_host, insecure=insecure_engine), load_image_map(), arch):
         size = f"{row['size'] / 1e6:,.1f} MB" if row["present"] else "not built"
         table.add_row(row["name"], row["tag"], size, row["arch"] or "-", row["created"] or "-", row["base"])
     _console().print(table)
@@ -69,16 +88,18 @@ def images_list(docker_host: DockerHostOpt = None, insecure_engine: InsecureEngi
 @images_app.command("bootstrap")
 def images_bootstrap(
     force: Annotated[bool, typer.Option("--force", help="Recreate base images that exist.")] = False,
+    platform: ImagePlatformOpt = None,
     docker_host: DockerHostOpt = None,
 ) -> None:
     """Create the base images (debian:bookworm-slim via debootstrap, busybox from busybox-static) locally."""
     from workbench.containers.bootstrap import bootstrap_base
     from workbench.containers.engine import connect
-    from workbench.containers.imagemap import load_image_map
+    from workbench.containers.imagemap import load_image_map, parse_platform
 
     client = connect(docker_host)
-    for base in sorted({spec.base for spec in load_image_map().images.values()}):
-        bootstrap_base(client, base, force=force, log=_log)
+    arch = parse_platform(platform) if platform else None
+    for base in sorted({s.base for s in load_image_map().images.values() if arch is None or arch in s.platforms}):
+        bootstrap_base(client, base, arch=arch, force=force, log=_log)
 
 
 @bench_app.command("images")
@@ -92,31 +113,40 @@ def bench_images(
     fixed: Annotated[bool, typer.Option("--fixed-strings", "-F", help="grep: QUERY is a literal.")] = False,
     extended: Annotated[bool, typer.Option("--extended-regexp", "-E", help="grep: extended regex.")] = False,
     mode: Annotated[str, typer.Option("--mode", help="pool: one long-lived container per core; per-shard: one per shard.")] = "pool",
+    platforms: Annotated[Optional[str], typer.Option(
+        "--platform", help="Platforms side by side, comma-separated (linux/amd64,linux/arm64,linux/arm/v7); "
+        "those not the engine's run under qemu and are marked emulated.")] = None,
     docker_host: DockerHostOpt = None,
     json_out: JsonOpt = None,
     plot_out: PlotOpt = None,
 ) -> None:
     """One table on the same shards: median wall, MB/s, ratio to the fastest, image size, start-up cost."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from workbench.api import open_dataset
-    from workbench.bench.images import compare_images, plot
-    from workbench.bench.scaling import make_job
+    from workbench.bench.images import compare_images, docker_version, plot
+    from workbench.bench.measure import make_job
 
     ds = open_dataset(dataset)
     the_job = make_job(job, query, **({"fixed": fixed, "extended": extended} if job == "grep" else {}))
     names = [n.strip() for n in images.split(",") if n.strip()]
     err = Console(stderr=True)
     rows, raw = compare_images(ds, the_job, names, workers=workers, repeat=repeat, docker_host=docker_host, mode=mode,
+                               platforms=[p.strip() for p in platforms.split(",") if p.strip()] if platforms else None,
                                on_run=lambda v, i, s: err.log(f"{v} run {i + 1}/{repeat}: {s.seconds:.3f} s")
                                if sys.stderr.isatty() else None)
-    table = Table("variant", "image", "engine", "wall s", "MB/s", "× fastest", "image MB", "start-up s", "hits",
-                  title=f"{job} '{query}' on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)")
+    table = Table("variant", "image", "engine", "platform", "wall s", "MB/s", "× fastest", "image MB", "start-up s",
+                  "hits", title=escape(f"{job} '{query}' on {ds.manifest.records:,} records ({ds.manifest.bytes / 1e6:,.1f} MB)"),
+                  caption="emulated: under qemu user emulation on this host, not the speed of that hardware"
+                  if any(r.emulated for r in rows) else None)
     for r in rows:
-        table.add_row(r.variant, r.image, r.engine, f"{r.wall_s:.3f}", f"{r.mb_per_s:,.1f}", f"{r.ratio:.2f}",
+        platform = r.platform + (" (emulated)" if r.emulated else "")
+        table.add_row(r.variant, r.image, r.engine, platform, f"{r.wall_s:.3f}", f"{r.mb_per_s:,.1f}", f"{r.ratio:.2f}",
                       "-" if r.size_mb is None else f"{r.size_mb:,.1f}",
                       "-" if r.startup_s is None else f"{r.startup_s:.3f}", f"{r.hits:,}")
     _console().print(table)
-    save_outputs(json_out, plot_out, {"dataset": str(ds.directory), "job": job, "query": query, "mode": mode},
+    save_outputs(json_out, plot_out, "images", {"dataset": str(ds.directory), "job": job, "query": query, "mode": mode,
+                                                "platforms": platforms, "docker": docker_version(docker_host)},
                  rows, raw, lambda path: plot(rows, path, f"{job} '{query}'"))

@@ -13,7 +13,7 @@ from workbench.cli import app
 from workbench.cli.common import DatasetOpt
 
 datasets_app = typer.Typer(help="Dataset recipes: real molecules to try workbench on.", no_args_is_help=True)
-app.add_typer(datasets_app, name="datasets")
+app.add_typer(datasets_app, name="datasets", rich_help_panel="Data")
 
 
 def _summary(ds: "object") -> str:
@@ -25,7 +25,7 @@ def _summary(ds: "object") -> str:
     return text
 
 
-@app.command()
+@app.command(rich_help_panel="Data")
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="Input files (plain or .gz), or - for stdin.")],
     dataset: DatasetOpt,
@@ -45,7 +45,7 @@ def ingest(
               + ("" if kept == "complete" else "; `workbench index` builds the rest"), file=sys.stderr)
 
 
-@app.command()
+@app.command(rich_help_panel="Data")
 def info(
     dataset: DatasetOpt,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -66,7 +66,7 @@ def info(
     Console().print(table)
 
 
-@app.command()
+@app.command(rich_help_panel="Data")
 def verify(
     dataset: DatasetOpt,
     cluster: Annotated[Optional[Path], typer.Option("--cluster", help="Also check every node's copies (cluster file).")] = None,

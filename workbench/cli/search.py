@@ -10,7 +10,7 @@ from workbench.cli import app
 from workbench.cli.common import CountOpt, DatasetOpt, RunOptions, with_run_options
 
 
-@app.command()
+@app.command(rich_help_panel="Search")
 @with_run_options
 def grep(
     pattern: Annotated[str, typer.Argument(help="The pattern, passed to the tool as one argument (-e).")],
@@ -34,7 +34,7 @@ def grep(
     raise typer.Exit(run.emit(job, dataset, count=count))
 
 
-@app.command("run")
+@app.command("run", rich_help_panel="Search")
 @with_run_options
 def run_command_job(
     dataset: DatasetOpt,

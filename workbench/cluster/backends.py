@@ -23,21 +23,28 @@ if TYPE_CHECKING:
 
 
 class ClusterDaskBackend(DaskBackend):
-    """The cluster's Dask scheduler (``workbench cluster up``); each shard on workers of nodes holding it."""
+    """The cluster's Dask scheduler (``workbench cluster up``); each shard on workers of nodes holding it
+    (``nodes``: only on the workers of these nodes, e.g. to measure 1..N nodes of one running cluster)."""
 
-    def __init__(self, cluster: str, workers: int | None = None, scheduler: str | None = None):
+    def __init__(self, cluster: str, workers: int | None = None, scheduler: str | None = None,
+                 nodes: tuple[str, ...] | None = None):
         from workbench.cluster.daskcluster import scheduler_address
         from workbench.cluster.inventory import load_cluster
         from workbench.cluster.tls import client_security
 
         self.cluster = str(load_cluster(cluster).path)  # a missing or broken file says so first
+        self.nodes = tuple(nodes) if nodes is not None else None
         super().__init__(workers, scheduler=scheduler or scheduler_address(self.cluster),
                          security=client_security(self.cluster))
+        if self.nodes is not None and not workers:
+            from workbench.cluster.locality import live_node_workers
+
+            self.workers = sum(len(w) for w in live_node_workers(self.cluster, self.nodes).values()) or 1
 
     def placed_tasks(self, root: Path, manifest: "Manifest") -> list[Placed]:
         from workbench.cluster.locality import locality_tasks
 
-        return locality_tasks(root, manifest, self.cluster, self.live_workers())
+        return locality_tasks(root, manifest, self.cluster, self.live_workers(), exclude=self.left_out())
 
     def replace(self, root: Path, manifest: "Manifest", tries: Tries, workers: list[str] | None) -> Placed:
         """A failed shard's next attempt: on live workers of another node holding it (any holder when
@@ -52,25 +59,44 @@ class ClusterDaskBackend(DaskBackend):
         live = self.live_workers()
         one = replace(manifest, shards=[tries.task.shard])
         try:
-            [placed] = locality_tasks(root, one, self.cluster, live, exclude=failed)
+            [placed] = locality_tasks(root, one, self.cluster, live, exclude=failed | self.left_out())
         except ClusterError:  # no other node holding it is up: those that failed it, if they are back
-            [placed] = locality_tasks(root, one, self.cluster, live)
+            [placed] = locality_tasks(root, one, self.cluster, live, exclude=self.left_out())
         return placed
 
     def live_workers(self) -> set[str]:
         """Names of the workers connected to the scheduler now."""
         return {str(w.get("name")) for w in self.client.scheduler_info(n_workers=-1)["workers"].values()}
 
+    def left_out(self) -> frozenset[str]:
+        """The cluster's nodes this backend must not use (those not in ``nodes``)."""
+        if self.nodes is None:
+            return frozenset()
+        from workbench.cluster.inventory import load_cluster
+
+        return frozenset(n.name for n in load_cluster(self.cluster).nodes) - set(self.nodes)
+
+    def describe(self) -> str:
+        return super().describe() + (f" on {','.join(self.nodes)}" if self.nodes is not None else "")
+
+    def dashboard_link(self) -> str | None:
+        """The dashboard `cluster up` started (None when bokeh was not installed)."""
+        from workbench.cluster.daskcluster import read_state
+
+        return (read_state(self.cluster) or {}).get("dashboard")
+
 
 class ClusterDockerBackend(DockerBackend):
     """One engine per node with a ``docker`` URL; each shard attempt on a free slot of a node holding it."""
 
     def __init__(self, cluster: str, workers: int | None = None, docker_host: str | None = None,
-                 image: str | None = None, mode: str = "pool", memory: str | None = None, insecure_engine: bool = False):
+                 image: str | None = None, mode: str = "pool", memory: str | None = None, insecure_engine: bool = False,
+                 platform: str | None = None):
         if docker_host:
             raise BackendError("--docker-host does not apply with --cluster: each node's engine is its `docker` URL")
         self.cluster = str(cluster)
-        super().__init__(workers, image=image, mode=mode, memory=memory, engines=node_engines(self.cluster, insecure_engine))
+        super().__init__(workers, image=image, mode=mode, memory=memory, engines=node_engines(self.cluster, insecure_engine),
+                         platform=platform)
 
     def where(self, engine: Engine) -> tuple[str, str]:
         return (f"the Docker engine of node {engine.node!r} ({engine.url})",

@@ -11,23 +11,22 @@ all of it, on every node, and removes the keys.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.cluster.processes import pid_alive, terminate
-from workbench.cluster.ssh import NodeUnreachable, bounded, run, session
+from workbench.cluster.ssh import bounded, run, run_sync, session
 from workbench.cluster.tls import REQUIRE_ENCRYPTION_ENV, client_security, generate, member, node_identity, send_to_node, tls_dir
-from workbench.errors import ClusterError
+from workbench.errors import ClusterError, NodeUnreachable
+from workbench.util.polling import poll
 
 if TYPE_CHECKING:
     from distributed import Client, Security
@@ -108,7 +107,7 @@ def cluster_up(cluster_file: str | os.PathLike[str], *, timeout: float = 60.0,
              "tls": str(tls_dir(cluster.path)), **_start_scheduler(cluster, timeout), "nodes": {}, "missing": {}}
     _write_state(cluster.path, state)
     try:
-        results = asyncio.run(bounded(cluster.nodes, lambda n: _start_workers(cluster, n, state["scheduler"]),
+        results = run_sync(bounded(cluster.nodes, lambda n: _start_workers(cluster, n, state["scheduler"]),
                                       cluster.concurrency))
         for node, r in zip(cluster.nodes, results):
             if isinstance(r, BaseException):
@@ -131,7 +130,7 @@ def start_node_workers(cluster_file: str | os.PathLike[str], node: str, *, timeo
     state = read_state(cluster.path)
     if not state or not pid_alive(state["scheduler_pid"]):
         raise ClusterError(f"cluster is not up; run `workbench cluster up --cluster {cluster.path}`")
-    info = asyncio.run(_start_workers(cluster, cluster.node(node), state["scheduler"]))
+    info = run_sync(_start_workers(cluster, cluster.node(node), state["scheduler"]))
     state["nodes"][node] = info
     state["missing"].pop(node, None)
     _write_state(cluster.path, state)
@@ -158,7 +157,7 @@ def cluster_status(cluster_file: str | os.PathLike[str]) -> list[dict[str, Any]]
         connected = [w for w in started if w in live]
         rows.append({"node": node.name, "host": node.host, "workers": len(started), "connected": len(connected),
                      "tasks": sum(live[w].get("metrics", {}).get("executing", 0) for w in connected),
-                     "scheduler": address})
+                     "scheduler": address, "dashboard": state.get("dashboard")})
     return rows
 
 
@@ -170,7 +169,7 @@ def cluster_down(cluster_file: str | os.PathLike[str]) -> list[str]:
         raise ClusterError(f"no cluster was started with {path} (nothing to stop)")
     cluster = load_cluster(path)
     nodes = [cluster.node(n) for n in state["nodes"] if any(n == x.name for x in cluster.nodes)]
-    results = asyncio.run(bounded(nodes, lambda n: _stop_workers(cluster, n, state["nodes"][n.name]["pid"]),
+    results = run_sync(bounded(nodes, lambda n: _stop_workers(cluster, n, state["nodes"][n.name]["pid"]),
                                   cluster.concurrency))
     stopped = [f"workers on {n.name}" for n, r in zip(nodes, results) if not isinstance(r, BaseException)]
     terminate([state["scheduler_pid"]], group=True)
@@ -192,24 +191,33 @@ def _start_scheduler(cluster: Cluster, timeout: float) -> dict[str, Any]:
     info = logdir / "scheduler.json"
     info.unlink(missing_ok=True)
     log = open(logdir / "scheduler.log", "ab")
+    from workbench.backends.local import dashboard_available
+
+    dashboard = dashboard_available()  # the dashboard needs bokeh; on an ephemeral port (printed by `up`)
     proc = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--protocol", "tls", "--host", cluster.coordinator,
-         "--port", str(cluster.scheduler_port), "--scheduler-file", str(info), "--no-dashboard",
+         "--port", str(cluster.scheduler_port), "--scheduler-file", str(info),
+         *(["--dashboard", "--dashboard-address", f"{cluster.coordinator}:0"] if dashboard else ["--no-dashboard"]),
          *member(cluster.path, "scheduler").dask_args()],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         # a task whose worker dies comes back as KilledWorker at once: the run's retry policy decides
         env={**os.environ, **REQUIRE_ENCRYPTION_ENV, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
     log.close()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def started() -> dict[str, Any] | None:
         if proc.poll() is not None:
             raise ClusterError(f"the Dask scheduler exited at start (address {cluster.coordinator}:"
                                f"{cluster.scheduler_port}); see {logdir / 'scheduler.log'}")
         try:
-            return {"scheduler": json.loads(info.read_text())["address"], "scheduler_pid": proc.pid,
-                    "logs": str(logdir)}
+            facts = json.loads(info.read_text())
+            port = facts.get("services", {}).get("dashboard")
+            return {"scheduler": facts["address"], "scheduler_pid": proc.pid, "logs": str(logdir),
+                    "dashboard": f"http://{cluster.coordinator}:{port}/status" if dashboard and port else None}
         except (FileNotFoundError, ValueError, KeyError):
-            time.sleep(0.05)
+            return None
+
+    state = poll(started, timeout, interval=0.05)
+    if state is not None:
+        return state
     terminate([proc.pid], group=True)
     raise ClusterError(f"the Dask scheduler did not start within {timeout:g} s; see {logdir / 'scheduler.log'}")
 
@@ -245,18 +253,17 @@ async def _stop_workers(cluster: Cluster, node: Node, pid: int) -> None:
 
 def _wait_for_workers(state: dict[str, Any], timeout: float, security: "Security") -> None:
     expected = {w: node for node, info in state["nodes"].items() for w in info["workers"]}
-    deadline = time.monotonic() + timeout
     with _client(state["scheduler"], timeout, security) as client:
-        while True:
+        def missing() -> list[str]:
             live = _live(client)
-            missing = sorted({node for w, node in expected.items() if w not in live})
-            if not missing:
-                return
-            if time.monotonic() >= deadline:
-                logs = ", ".join(f"{n}:{state['nodes'][n]['log']}" for n in missing)
-                raise ClusterError(f"workers on {', '.join(missing)} did not join the scheduler "
-                                   f"{state['scheduler']} within {timeout:g} s (worker logs: {logs})")
-            time.sleep(0.2)
+            return sorted({node for w, node in expected.items() if w not in live})
+
+        if poll(lambda: True if not missing() else None, timeout, interval=0.2):
+            return
+        late = missing()
+        logs = ", ".join(f"{n}:{state['nodes'][n]['log']}" for n in late)
+        raise ClusterError(f"workers on {', '.join(late)} did not join the scheduler "
+                           f"{state['scheduler']} within {timeout:g} s (worker logs: {logs})")
 
 
 def _why(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ Shard data never travels through the scheduler — only results do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from workbench.backends.base import ordered_for_balance
@@ -47,6 +48,16 @@ def shard_holders(manifest: Manifest, cluster: Cluster, usable: set[str]) -> lis
             load[n] += shard.bytes / len(nodes)
         chosen.append((shard, root, nodes))
     return chosen
+
+
+def live_node_workers(cluster_file: str, only: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Node name -> its Dask workers connected now (``only``: just these nodes; those with none are left out)."""
+    from workbench.cluster.daskcluster import live_worker_names, worker_names
+
+    live = live_worker_names(cluster_file)
+    by_node = {node: [w for w in names if w in live] for node, names in worker_names(cluster_file).items()
+               if only is None or node in only}
+    return {node: names for node, names in by_node.items() if names}
 
 
 def locality_tasks(root: Path, manifest: Manifest, cluster_file: str, live: set[str],

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from workbench.cluster.identity import cluster_id
 from workbench.cluster.inventory import Cluster, Node, load_cluster
-from workbench.cluster.ssh import bounded, raise_first, run, session
+from workbench.cluster.ssh import bounded, raise_first, run, run_sync, session
 from workbench.errors import ClusterError
 from workbench.storage.integrity import sha256_file
 from workbench.storage.manifest import Manifest, ShardInfo, read_manifest, write_manifest
@@ -227,7 +227,7 @@ def on_all_nodes(nodes: list[Node], fn: Any, cluster: Cluster, what: str = "plac
         except Exception as exc:  # SFTP or local I/O failure: name the node, keep one line
             raise ClusterError(f"node {node.name!r}: {type(exc).__name__}: {exc}") from None
 
-    results = asyncio.run(bounded(nodes, guarded, cluster.concurrency))
+    results = run_sync(bounded(nodes, guarded, cluster.concurrency))
     failures = [str(r) for r in results if isinstance(r, BaseException)]
     if len(failures) > 1:
         raise ClusterError(f"{what} failed on {len(failures)} nodes: " + "; ".join(failures))

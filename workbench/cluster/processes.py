@@ -1,11 +1,11 @@
-"""Stopping local processes we started: TERM, a bounded wait, then KILL."""
+"""Stopping local processes we started: TERM, a bounded wait, then KILL (psutil)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import time
-from pathlib import Path
+
+import psutil
 
 
 def pid_alive(pid: int) -> bool:
@@ -15,24 +15,44 @@ def pid_alive(pid: int) -> bool:
     except ChildProcessError:
         pass
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def terminate(pids: list[int], *, group: bool = False, wait: float = 10.0) -> None:
-    """TERM each pid (or its process group), wait up to ``wait`` s, then KILL what is left."""
-    kill = os.killpg if group else os.kill
+    """TERM each pid (``group``: every process of its process group), wait up to ``wait`` s, then KILL
+    what is left."""
+    procs = _members(pids) if group else _existing(pids)
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
+        for proc in procs:
             try:
-                kill(pid, sig)
-            except ProcessLookupError:
+                proc.send_signal(sig)
+            except psutil.NoSuchProcess:
                 pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            pids = [p for p in pids if pid_alive(p)]
-            if not pids:
-                return
-            time.sleep(0.02)
+        _, procs = psutil.wait_procs(procs, timeout=wait)
+        procs = [p for p in procs if pid_alive(p.pid)]
+        if not procs:
+            return
+
+
+def _existing(pids: list[int]) -> list[psutil.Process]:
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    return procs
+
+
+def _members(groups: list[int]) -> list[psutil.Process]:
+    """Every live process whose process group is one of ``groups``."""
+    wanted, procs = set(groups), []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) in wanted:
+                procs.append(proc)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    return procs

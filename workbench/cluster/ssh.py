@@ -9,21 +9,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, AsyncIterator, TypeVar
 
 from workbench.cluster.inventory import Cluster, Node
-from workbench.errors import ClusterError
+from workbench.errors import ClusterError, NodeUnreachable
 
 if TYPE_CHECKING:
     import asyncssh
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class NodeUnreachable(ClusterError):
-    """A node could not be reached; ``reason`` is one short phrase (connection refused, timeout, …)."""
-
-    def __init__(self, node: str, reason: str):
-        super().__init__(f"node {node!r} is unreachable: {reason}")
-        self.node, self.reason = node, reason
 
 
 async def connect(cluster: Cluster, node: Node) -> "asyncssh.SSHClientConnection":
@@ -113,6 +105,19 @@ async def bounded(items: Iterable[T], fn: Callable[[T], Awaitable[R]], limit: in
             return await fn(item)
 
     return list(await asyncio.gather(*(one(i) for i in items), return_exceptions=True))
+
+
+def run_sync(coro: Awaitable[R]) -> R:
+    """``asyncio.run(coro)``, also where this thread's event loop is already running (a Jupyter cell):
+    then on a short-lived thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="workbench-ssh") as pool:
+        return pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
 
 
 def raise_first(results: list[R | BaseException]) -> list[R]:

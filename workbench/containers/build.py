@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.containers.imagemap import PLATFORMS, ImageMap, ImageSpec
+from workbench.containers.imagemap import PLATFORMS, ImageMap, ImageSpec, arch_base, normalize_arch
 from workbench.errors import WorkbenchError
 from workbench.util.downloads import cache_dir, pip
 
@@ -90,21 +90,52 @@ def _skip_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if skip else info
 
 
+def base_image(client: "docker.DockerClient", spec: ImageSpec, arch: str) -> str:
+    """The local base image to build ``spec`` for a foreign ``arch`` from: its per-architecture tag,
+    else ``spec.base`` if that is of ``arch``."""
+    import docker
+
+    for tag in (arch_base(spec.base, arch), spec.base):
+        try:
+            if image_arch(client.images.get(tag).attrs) == arch:
+                return tag
+        except docker.errors.ImageNotFound:
+            continue
+    raise WorkbenchError(f"no {arch} base image for {spec.name} ({arch_base(spec.base, arch)}): run `workbench "
+                         f"images bootstrap --platform {PLATFORMS[arch]}`, or pull {spec.base} for {PLATFORMS[arch]} "
+                         f"and tag it {arch_base(spec.base, arch)}")
+
+
+def image_arch(attrs: dict[str, Any]) -> str | None:
+    """An image's architecture (its ``Architecture`` and ``Variant``) as the image map names it."""
+    name = attrs.get("Architecture") or ""
+    try:
+        return normalize_arch(f"{name}{attrs.get('Variant') or ''}" if name == "arm" else name)
+    except WorkbenchError:
+        return None
+
+
 def build_image(client: "docker.DockerClient", spec: ImageSpec, arch: str | None = None,
                 log: Log = _LOG) -> str:
-    """Build ``spec`` for ``arch`` (default: the engine's); returns the tag."""
+    """Build ``spec`` for ``arch`` (default: the engine's; another one under emulation); returns the tag."""
     from workbench.containers.engine import engine_arch
 
-    arch = arch or engine_arch(client)
+    native = engine_arch(client)
+    arch = arch or native
     tag = spec.tag_for(arch)
+    base = spec.base if arch == native else base_image(client, spec, arch)
     wheels = wheelhouse(spec, arch, log) if spec.wheelhouse else None
-    log(f"{spec.name}: building {tag} for {arch} from {spec.base}")
-    stream = client.api.build(
-        fileobj=build_context(spec, wheels), custom_context=True, tag=tag, buildargs={"BASE": spec.base},
-        network_mode="host", platform=PLATFORMS[arch] if arch != engine_arch(client) else None,
-        rm=True, forcerm=True, pull=False, decode=True,
-        labels={SOURCE_LABEL: source_digest()} if spec.wheelhouse else None,
-    )
+    log(f"{spec.name}: building {tag} for {arch} from {base}")
+    run_build(client, tag, fileobj=build_context(spec, wheels), custom_context=True, buildargs={"BASE": base},
+              network_mode="host", platform=None if arch == native else PLATFORMS[arch],
+              labels={SOURCE_LABEL: source_digest()} if spec.wheelhouse else None)
+    log(f"{spec.name}: built {tag}")
+    return tag
+
+
+def run_build(client: "docker.DockerClient", tag: str, **options: Any) -> None:
+    """One ``docker build`` through the Engine API, never pulling; a failing step -> ``WorkbenchError``."""
+    stream = client.api.build(tag=tag, rm=True, forcerm=True, pull=False, decode=True, **options)
     tail: list[str] = []
     for chunk in stream:
         if "error" in chunk:
@@ -112,11 +143,9 @@ def build_image(client: "docker.DockerClient", spec: ImageSpec, arch: str | None
                 or "not found" in chunk["error"] else ""
             context = f" after: {tail[-1]}" if tail else ""
             raise WorkbenchError(f"building {tag} failed: {chunk['error'].strip()}{hint}{context}")
-        line = chunk.get("stream", "").rstrip()
-        if line:
+        line = chunk.get("stream", "").strip()
+        if line and not line.startswith(("--->", "Removing intermediate container")):
             tail = (tail + [line])[-5:]
-    log(f"{spec.name}: built {tag}")
-    return tag
 
 
 def list_images(client: "docker.DockerClient", imap: ImageMap, arch: str | None = None) -> list[dict[str, Any]]:

@@ -20,6 +20,8 @@ ARCH_ALIASES = {
 }
 #: Architecture -> the ``--platform`` string of a build.
 PLATFORMS = {"amd64": "linux/amd64", "arm64": "linux/arm64", "armv7": "linux/arm/v7"}
+#: Architecture -> Debian's name for it (debootstrap --arch, apt's pkg:ARCH).
+DEBIAN_ARCHES = {"amd64": "amd64", "arm64": "arm64", "armv7": "armhf"}
 
 
 def containers_dir() -> Path:
@@ -33,6 +35,21 @@ def normalize_arch(arch: str) -> str:
         return ARCH_ALIASES[arch.lower()]
     except KeyError:
         raise WorkbenchError(f"unknown CPU architecture {arch!r} (known: {', '.join(PLATFORMS)})") from None
+
+
+def parse_platform(platform: str) -> str:
+    """``linux/arm64``, ``linux/arm/v7``, ``arm64``, ``aarch64``… -> the image map's architecture name."""
+    text = platform.strip().lower().removeprefix("linux/")
+    try:
+        return normalize_arch({"arm/v7": "armv7", "arm/v8": "arm64", "arm64/v8": "arm64"}.get(text, text))
+    except WorkbenchError:
+        raise WorkbenchError(f"unknown platform {platform!r} (known: {', '.join(PLATFORMS.values())})") from None
+
+
+def arch_base(base: str, arch: str) -> str:
+    """The local tag of base image ``base`` for a foreign ``arch`` (the local image store holds one
+    architecture per tag): ``debian:bookworm-slim`` -> ``debian:bookworm-slim-arm64``."""
+    return f"{base}-{arch}"
 
 
 def host_arch() -> str:

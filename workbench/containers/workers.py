@@ -11,12 +11,12 @@ away their stdin closes, the loop ends, and ``auto_remove`` deletes them.
 from __future__ import annotations
 
 import socket
-import time
 from typing import Any
 
 import docker
 
 from workbench.errors import BackendError, TransientError
+from workbench.util.polling import poll
 
 MOUNT = "/data"
 OUT_MOUNT = "/out"  # where containers of an engine on this host write shard output (see ContainerPool)
@@ -168,18 +168,18 @@ def _raw(sock: Any) -> socket.socket:
 
 def wait_gone(client: "docker.DockerClient", run_id: str, timeout: float = 10.0) -> None:
     """Wait until no container labelled ``run_id`` is left (``auto_remove`` is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def removed() -> bool | None:
         try:
             left = client.containers.list(all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"})
         except OSError:  # the engine is gone, and with it (or with their closed stdin) its containers
-            return
-        if not left:
-            return
+            return True
         for c in left:
             try:
                 c.remove(force=True)
             except Exception:
                 pass
-        time.sleep(0.1)
+        return None if left else True
+
+    if poll(removed, timeout, interval=0.1):
+        return
     raise BackendError(f"containers of run {run_id} were not removed within {timeout:.0f} s")

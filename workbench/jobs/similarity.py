@@ -1,8 +1,10 @@
 """``SimilarityJob``: records whose Morgan Tanimoto to a query is at least ``threshold``.
 
-Radius 2, 2048 bits, as ``DataStructs.BulkTanimotoSimilarity`` computes it, vectorised over the
-whole shard (numpy popcount over uint64 words). Results sorted by similarity (descending, then
-CID); ``top`` keeps the K best over all shards.
+Radius 2, 2048 bits, as ``DataStructs.BulkTanimotoSimilarity`` computes it, with popcount bounds
+(``workbench.chem.similarity.MorganSearch``: only bins that can reach the threshold, or the K-th
+best, are scored). Results sorted by similarity (descending, then CID); ``top`` keeps the K best
+over all shards. As in chemfp, ``top`` alone means the K nearest
+(threshold 0); without ``top`` the threshold defaults to ``DEFAULT_THRESHOLD``.
 """
 
 from __future__ import annotations
@@ -16,18 +18,26 @@ from workbench.jobs.base import Column, Job, ShardOutput, ShardTask
 if TYPE_CHECKING:
     import numpy as np
 
+    from workbench.chem.similarity import MorganSearch
     from workbench.storage.manifest import Manifest
+
+
+DEFAULT_THRESHOLD = 0.7
 
 
 @dataclass
 class SimilarityJob(Job):
     smiles: str
-    threshold: float = 0.7
+    threshold: float | None = None  # None: 0 with ``top`` (the K nearest), else DEFAULT_THRESHOLD
     top: int | None = None
 
     name: ClassVar[str] = "similar"
     columns: ClassVar[tuple[Column, ...]] = (("cid", "int64"), ("smiles", "string"), ("similarity", "double"))
     executor: ClassVar[Literal["threads", "processes"]] = "processes"
+
+    def __post_init__(self) -> None:
+        if self.threshold is None:
+            self.threshold = 0.0 if self.top is not None else DEFAULT_THRESHOLD
 
     def prepare(self, manifest: "Manifest") -> list[str]:
         from workbench.chem.query import similarity_query
@@ -43,23 +53,29 @@ class SimilarityJob(Job):
     def run(self, task: ShardTask) -> ShardOutput:
         import numpy as np
 
-        from workbench.chem.fingerprints import morgan_fp, popcounts, tanimoto, words
+        from workbench.chem.fingerprints import morgan_fp
         from workbench.chem.query import similarity_query
         from workbench.chem.shards import indexed_shard, tsv_lines
 
-        query = words(morgan_fp(similarity_query(self.smiles)))[0]
+        query = morgan_fp(similarity_query(self.smiles))
         shard, note = indexed_shard(task.index_path, task.shard)
         if shard is not None:
-            columns, counts, valid = shard.morgan()
-            sims = tanimoto(columns, counts, query)
-            rows = self._best(np.flatnonzero(valid & (sims >= self.threshold)), sims, shard.cids)
-            cids, smiles = shard.records(rows)
+            search, cids = shard.morgan(), shard.cids
         else:
-            all_cids, all_smiles, fps, valid = _text_fingerprints(task.path)
-            sims = tanimoto(np.ascontiguousarray(fps.T), popcounts(fps), query)
-            rows = self._best(np.flatnonzero(valid & (sims >= self.threshold)), sims, np.asarray(all_cids))
-            cids, smiles = [all_cids[r] for r in rows], [all_smiles[r] for r in rows]
-        return ShardOutput(tsv_lines(cids, smiles, map(repr, sims[rows].tolist())), len(rows), [note] if note else [])
+            all_cids, all_smiles, search = _text_fingerprints(task.path)
+            cids = np.asarray(all_cids, dtype=np.int64)
+        if self.top is None:
+            rows, sims = search.threshold(query, self.threshold)
+        else:
+            rows, sims = search.nearest(query, self.top, self.threshold)
+        order = self._best(np.arange(len(rows)), sims, cids[rows])
+        rows, sims = rows[order], sims[order]
+        if shard is not None:
+            out_cids, out_smiles = shard.records(rows)
+        else:
+            out_cids, out_smiles = [all_cids[r] for r in rows], [all_smiles[r] for r in rows]
+        return ShardOutput(tsv_lines(out_cids, out_smiles, map(repr, sims.tolist())), len(rows),
+                           [note] if note else [])
 
     def _best(self, rows: "np.ndarray", sims: "np.ndarray", cids: "np.ndarray") -> "np.ndarray":
         """``rows`` ordered by similarity (descending) then CID, cut to ``top``."""
@@ -82,12 +98,13 @@ def _sort_key(line: bytes) -> tuple[float, int]:
     return -float(rest.rsplit(b"\t", 1)[1]), int(cid)
 
 
-def _text_fingerprints(path: str) -> tuple[list[int], list[str], "np.ndarray", "np.ndarray"]:
-    """Parse a shard's SMILES: CIDs, SMILES, Morgan words (zero where unparsable), valid mask."""
+def _text_fingerprints(path: str) -> tuple[list[int], list[str], "MorganSearch"]:
+    """Parse a shard's SMILES: CIDs, SMILES and the search over their Morgan fingerprints."""
     import numpy as np
 
-    from workbench.chem.fingerprints import morgan_fp, words
+    from workbench.chem.fingerprints import morgan_fp
     from workbench.chem.molecules import parse_smiles, quiet_rdkit, read_shard_records
+    from workbench.chem.similarity import MorganSearch
     from workbench.storage.index import FP_BYTES
 
     quiet_rdkit()
@@ -103,4 +120,5 @@ def _text_fingerprints(path: str) -> tuple[list[int], list[str], "np.ndarray", "
             mol = parse_smiles(smi)
             valid.append(mol is not None)
             raw += morgan_fp(mol) if mol is not None else empty
-    return cids, smiles, words(bytes(raw), len(cids)), np.array(valid, dtype=bool)
+    fps = np.frombuffer(bytes(raw), dtype=np.uint8).reshape(len(cids), FP_BYTES)
+    return cids, smiles, MorganSearch(fps, np.array(valid, dtype=bool))

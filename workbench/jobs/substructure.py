@@ -71,10 +71,11 @@ class SubstructureJob(Job):
 
 
 def _match_index(shard: "LoadedShard", query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:
-    from workbench.chem.fingerprints import pattern_fp, screen, words
+    from workbench.chem.fingerprints import screen
     from workbench.chem.loaded import CACHE
+    from workbench.chem.screening import query_screen
 
-    rows = screen(shard.pattern(), words(pattern_fp(query))[0])
+    rows = screen(shard.pattern(), query_screen(query))
     if limit is not None:  # match in CID order, so the first ``limit`` hits are the lowest CIDs
         rows = rows[shard.cids[rows].argsort(kind="stable")]
     return shard.records(shard.match(rows, query, allowance=CACHE.room(), limit=limit))

@@ -33,6 +33,7 @@ from workbench.runner.stats import RunStats, cpu_seconds
 from workbench.storage.integrity import check_sizes
 from workbench.storage.manifest import Manifest
 from workbench.storage.results import payload_to_batch
+from workbench.util.notebook import in_notebook
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,13 +41,16 @@ if TYPE_CHECKING:
 
 class Run:
     """Iterate to get ``ShardResult`` s as shards finish (before the job's final step); or take
-    ``payloads()``, ``batches()``, ``table()`` (after it). Afterwards ``stats`` holds the totals."""
+    ``payloads()``, ``batches()``, ``table()`` (after it). Afterwards ``stats`` holds the totals.
 
-    def __init__(self, job: Job, root: Path, manifest: Manifest, backend: Backend, progress: bool = False,
+    ``progress``: show a progress bar (None: in a Jupyter notebook only). ``health``: record each
+    node's temperature, throttling and load at the start and end of the run in ``stats.nodes``."""
+
+    def __init__(self, job: Job, root: Path, manifest: Manifest, backend: Backend, progress: bool | None = False,
                  policy: RetryPolicy | None = None, output: str | os.PathLike[str] | None = None,
-                 resume: bool = False):
+                 resume: bool = False, health: bool = False):
         self.job, self.root, self.manifest, self.backend = job, root, manifest, backend
-        self.progress = progress
+        self.progress, self.health = progress, health
         self.policy = policy or RetryPolicy()
         self.output, self.resume = (Path(output) if output else None), resume
         self.stats = RunStats(job=job.name, backend=backend.describe(), workers=backend.workers,
@@ -58,6 +62,14 @@ class Run:
         #: Shards that failed for good, in the order they failed (a run that does not keep going stops at the first).
         self.failed: list[ShardFailure] = []
         self._journal: Journal | None = None
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard of the backend's cluster (None: no distributed cluster, or no dashboard)."""
+        return self.backend.dashboard_link()
+
+    def _repr_html_(self) -> str:
+        return self.stats._repr_html_()
 
     def payloads(self) -> Iterator[bytes]:
         """The job's result lines after its final step: as shards finish when the job has none,
@@ -118,9 +130,14 @@ class Run:
         check_sizes(self.root, self.manifest)  # cheap (one stat per shard): a changed shard never runs
         for text in self.backend.prepare(self.job, self.manifest) or []:  # a job without notes may return None
             self.note(text)
+        before = self._node_health() if self.health else None
         journal = self._journal = Journal(self.output, self.job, self.resume) if self.output else None
         start, cpu0 = time.perf_counter(), cpu_seconds()
-        bar = _progress(self.stats) if self.progress else None
+        bar = None
+        if self.progress or (self.progress is None and in_notebook()):
+            from workbench.runner.progress import progress_for
+
+            bar = progress_for(self.stats, lambda: self.dashboard_link)  # known once the backend started
         try:
             reused = list(journal.reusable(self.manifest)) if journal else []
             for result in reused:
@@ -156,6 +173,9 @@ class Run:
                 bar.close()
             if journal is not None:
                 journal.close()
+            if before is not None:
+                after = self._node_health()
+                self.stats.nodes = {n: {"start": before.get(n), "end": after.get(n)} for n in {*before, *after}}
 
     def _failed(self, failure: ShardFailure) -> None:
         self.failed.append(failure)
@@ -163,25 +183,14 @@ class Run:
         if self._journal is not None:
             self._journal.record_failure(self.manifest.shard(failure.shard), failure)
 
+    def _node_health(self) -> dict[str, dict[str, object]]:
+        """Every node's health now: the cluster's nodes (those the backend uses), else this machine."""
+        from workbench.cluster.probe import local_health, probe_health
 
-class _progress:
-    """A rich progress bar on stderr: shards done/total, MB/s, hits, ETA."""
+        cluster_file = getattr(self.backend, "cluster", None)
+        if not cluster_file:
+            return local_health()
+        from workbench.cluster.inventory import load_cluster
 
-    def __init__(self, stats: RunStats):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.stats, self.start = stats, time.perf_counter()
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.task = self.bar.add_task(stats.job, total=stats.shards_total, rate="")
-        self.bar.start()
-
-    def update(self) -> None:
-        s = self.stats
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        self.bar.update(self.task, advance=1, rate=f"{s.bytes / 1e6 / elapsed:,.0f} MB/s  {s.hits:,} hits")
-
-    def close(self) -> None:
-        self.bar.stop()
+        nodes = getattr(self.backend, "nodes", None)
+        return probe_health(load_cluster(cluster_file), list(nodes) if nodes is not None else None)

@@ -38,6 +38,8 @@ class RunStats:
     shards_reused: int = 0
     retries: int = 0
     shards: list[dict[str, Any]] = field(default_factory=list)
+    #: node -> {"start": health, "end": health} (temperature °C, throttle, load), with ``Run(health=True)``
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, result: ShardResult, reused: bool = False) -> None:
@@ -81,6 +83,37 @@ class RunStats:
             f"{self.mb_per_s:,.1f} MB/s, {self.hits:,} hits, {len(self.shards)}/{self.shards_total} shards "
             + (f"[{', '.join(extra)}] " if extra else "") + f"({self.backend})"
         )
+
+    def _repr_html_(self) -> str:
+        """Totals, then one row per node (shards, MB, seconds busy), as HTML tables for Jupyter."""
+        from workbench.util.html import key_values, table
+
+        totals = key_values([("job", self.job), ("backend", self.backend), ("workers", self.workers),
+                             ("shards", f"{len(self.shards)}/{self.shards_total}"), ("records", self.records),
+                             ("MB", f"{self.bytes / 1e6:,.1f}"), ("hits", self.hits),
+                             ("wall s", f"{self.seconds:.3f}"), ("MB/s", f"{self.mb_per_s:,.1f}"),
+                             ("records/s", f"{self.records_per_s:,.0f}"), ("CPU s (this process)", f"{self.cpu_seconds:.2f}")],
+                            caption="run")
+        per_node: dict[str, list[float]] = {}
+        for shard in self.shards:
+            row = per_node.setdefault(shard["node"], [0, 0, 0.0, 0])
+            row[0] += 1
+            row[1] += shard["bytes"]
+            row[2] += shard["seconds"]
+            row[3] += shard["hits"]
+        nodes = table(["node", "shards", "MB", "task s", "hits"],
+                      [[n, int(r[0]), f"{r[1] / 1e6:,.1f}", f"{r[2]:.2f}", int(r[3])] for n, r in sorted(per_node.items())],
+                      caption="per node")
+        health = ""
+        if self.nodes:
+            def temp(h: dict[str, Any] | None) -> str:
+                t = (h or {}).get("temperature")
+                return "-" if t is None else f"{t:.1f}"
+
+            health = table(["node", "°C start", "°C end", "throttle (end)"],
+                           [[n, temp(h.get("start")), temp(h.get("end")), ", ".join((h.get("end") or {}).get("throttle") or [])
+                             or "-"] for n, h in sorted(self.nodes.items())], caption="node health")
+        return totals + nodes + health
 
     def write_joblog(self, path: str | os.PathLike[str]) -> None:
         """A header, then one TSV row per shard (like GNU parallel's ``--joblog``): shard, node, worker,

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.errors import IndexError_
+from workbench.errors import ChemIndexError
 from workbench.storage.integrity import sha256_file as file_sha256
 from workbench.storage.manifest import Manifest, ShardInfo
 
@@ -45,7 +45,8 @@ FP_WORDS = FP_BITS // 64
 
 #: The fingerprints the index holds; an index built with other values is refused.
 FINGERPRINTS = {
-    "pattern": {"kind": "rdkit-pattern", "fpSize": FP_BITS},
+    # "unscreenable": molecules with query features get every bit (workbench.chem.screening)
+    "pattern": {"kind": "rdkit-pattern", "fpSize": FP_BITS, "unscreenable": "all-bits"},
     "morgan": {"kind": "morgan", "radius": 2, "fpSize": FP_BITS},
 }
 
@@ -81,7 +82,7 @@ def check_index(manifest: Manifest) -> None:
     """Refuse to search an index built with incompatible parameters."""
     reason = incompatibility(manifest.index)
     if reason:
-        raise IndexError_(f"cannot use the chemistry index: {reason}; re-run `workbench index` to rebuild it")
+        raise ChemIndexError(f"cannot use the chemistry index: {reason}; re-run `workbench index` to rebuild it")
 
 
 def index_schema() -> "pa.Schema":
@@ -108,7 +109,7 @@ def built_entry(root: Path, shard: ShardInfo, invalid: int) -> dict[str, Any]:
     try:
         digest, size = file_sha256(path), path.stat().st_size
     except OSError as exc:
-        raise IndexError_(f"shard {shard.name}: cannot read the index file just built at {path} "
+        raise ChemIndexError(f"shard {shard.name}: cannot read the index file just built at {path} "
                           f"({exc.strerror or exc}); build the index where the dataset lives") from None
     return {"sha256": shard.sha256, "records": shard.records, "invalid": invalid,
             "file_sha256": digest, "file_bytes": size}

@@ -17,13 +17,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from workbench.cluster.inventory import dump_cluster
 from workbench.cluster.processes import terminate
 from workbench.errors import ClusterError
+from workbench.util.polling import poll
 
 DEFAULT_SUBNET = "auto"  # a 10.77.X.0/24 not in use on this machine
 FIRST_NODE = 11
@@ -151,11 +151,10 @@ def start_sshd(cluster_file: str | os.PathLike[str], node: str) -> int:
     _sh("ip", "netns", "exec", info["netns"], "unshare", "--mount", "--propagation", "private",
         "sh", "-c", script, "sh", str(ndir / "data"), str(root / "mnt" / "data"), _sshd(),
         str(ndir / "sshd_config"), str(ndir / "sshd.log"))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if pidfile.exists() and pidfile.read_text().strip():
-            return int(pidfile.read_text())
-        time.sleep(0.02)
+    pid = poll(lambda: int(text) if pidfile.exists() and (text := pidfile.read_text().strip()) else None,
+               timeout=10, interval=0.02)
+    if pid is not None:
+        return pid
     raise ClusterError(f"sshd of testbed node {node!r} did not start (see {ndir / 'sshd.log'})")
 
 

@@ -1,0 +1,45 @@
+"""The local backend's worker processes: plain scripts work as written; a lost worker is replaced."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.chem.conftest import substructure_truth
+
+
+def test_plain_script_without_main_guard(nci_dataset, nci_records, tmp_path):
+    """Worker processes do not re-import the caller's ``__main__`` (LocalCluster's spawned ones do)."""
+    script = tmp_path / "count_pyridines.py"
+    script.write_text(textwrap.dedent(f"""\
+        import workbench as wb
+
+        ds = wb.open_dataset({str(nci_dataset.directory)!r})
+        table = ds.substructure("c1ccncc1", workers=2)
+        print("hits", table.num_rows)
+        print("again", ds.substructure("[#7]", workers=2).num_rows)
+        """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"hits {len(substructure_truth(nci_records, 'c1ccncc1'))}",
+                                        f"again {len(substructure_truth(nci_records, '[#7]'))}"]
+    assert "Traceback" not in proc.stderr and "Nanny" not in proc.stderr
+
+
+def test_workers_are_loopback_subprocesses_and_a_lost_one_is_replaced(nci_dataset, nci_records):
+    import psutil
+
+    from workbench.backends import get_backend
+
+    assert nci_dataset.substructure("c1ccncc1", workers=2).num_rows == len(substructure_truth(nci_records, "c1ccncc1"))
+    client = get_backend("local", workers=2).client()
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    assert len(workers) == 2 and all(address.startswith("tcp://127.0.0.1:") for address in workers)
+    assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+    pids = client.run(lambda: __import__("os").getpid())
+    psutil.Process(next(iter(pids.values()))).kill()  # as a crash in native code would
+    truth = substructure_truth(nci_records, "[#7]")
+    assert nci_dataset.substructure("[#7]", workers=2).num_rows == len(truth)
+    assert nci_dataset.substructure("[#7]", workers=2).num_rows == len(truth)
+    assert len(get_backend("local", workers=2).client().scheduler_info(n_workers=-1)["workers"]) == 2
