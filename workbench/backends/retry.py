@@ -62,7 +62,7 @@ class ShardFailure:
     def stats(self) -> dict[str, Any]:
         return asdict(self)
 
-    def error_(self) -> JobError:
+    def as_error(self) -> JobError:
         """The ``JobError`` a run stops with (``failure`` carries this record)."""
         exc = JobError(f"shard {self.shard} failed: {self.error}")
         exc.failure = self  # type: ignore[attr-defined]
@@ -118,7 +118,7 @@ class Attempts:
         """A final failure: raised as ``JobError`` naming the shard, unless the run keeps going."""
         failure = ShardFailure(tries.task.shard.name, describe(error) + _after(tries.count), tries.count, node, worker)
         if not self.policy.keep_going:
-            raise failure.error_()
+            raise failure.as_error()
         return failure
 
 
