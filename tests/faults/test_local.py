@@ -72,7 +72,10 @@ def test_killed_pool_worker_processes_are_retried(faults_dataset):
     assert expected == sorted(f"{c}\t{s}".encode() for c, s in truth)
     workers = lambda: descendants(lambda p: "spawn_main" in " ".join(p.cmdline()))  # noqa: E731
     retries = 0
+    from workbench.backends import get_backend
+
     for trial, rng in trial_rngs("local-processes"):
+        get_backend("local", workers=2).client()  # the pool is whole again (a killed worker's nanny restarts it)
         with Killer(rng, workers, psutil.Process.kill, window=(0.05, 0.7 * seconds)) as killer:
             run = ds.run(job, workers=2)
             results = list(run)
