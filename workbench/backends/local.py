@@ -70,7 +70,10 @@ class LocalBackend(Backend):
     def client(self) -> Any:
         """The process pool's client, started on first use (and again if a worker died)."""
         if self._client is not None and len(self._client.scheduler_info(n_workers=-1)["workers"]) < self.workers:
-            self.close()  # a worker process died: a fresh pool rather than a smaller one
+            try:  # a worker process died: its nanny starts another within seconds
+                self._client.wait_for_workers(self.workers, timeout=15)
+            except TimeoutError:  # the nanny itself is gone: a fresh pool rather than a smaller one
+                self.close()
         if self._client is None:
             import logging
 
