@@ -69,8 +69,11 @@ class LocalBackend(Backend):
 
     def client(self) -> Any:
         """The process pool's client, started on first use (and again if a worker died)."""
-        if self._client is not None and not self._complete():
-            self.close()  # a worker is gone for good (its nanny too): a fresh pool rather than a smaller one
+        if self._client is not None and len(self._client.scheduler_info(n_workers=-1)["workers"]) < self.workers:
+            try:  # a worker process died: its nanny starts another within seconds
+                self._client.wait_for_workers(self.workers, timeout=15)
+            except TimeoutError:  # the nanny itself is gone: a fresh pool rather than a smaller one
+                self.close()
         if self._client is None:
             import logging
 
@@ -101,16 +104,6 @@ class LocalBackend(Backend):
             self._client = Client(self._cluster, set_as_default=False)
             self._client.wait_for_workers(self.workers, timeout=120)
         return self._client
-
-    def _complete(self, wait: float = 10.0) -> bool:
-        """Whether every worker is there, waiting a little for those whose nanny is starting them again."""
-        if len(self._client.scheduler_info(n_workers=-1)["workers"]) >= self.workers:
-            return True
-        try:
-            self._client.wait_for_workers(self.workers, timeout=wait)
-        except TimeoutError:
-            return False
-        return True
 
     def dashboard_link(self) -> str | None:
         """The process cluster's dashboard (started in notebooks, with bokeh installed), for jobs that run on it."""
