@@ -5,8 +5,12 @@ Large data is built on demand under ``bench-data/`` (git-ignored) and reused; ne
 
 from __future__ import annotations
 
+import math
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(os.environ.get("WORKBENCH_BENCH_DATA", Path(__file__).resolve().parent.parent / "bench-data"))
 
@@ -53,3 +57,15 @@ def dataset(target_bytes: int, shard_size: str = "64MB") -> Path:
     if not (directory / "manifest.json").exists():
         wb.ingest([cid_smiles_file(target_bytes)], directory, shard_size=shard_size, force=True)
     return directory
+
+
+def best_cpu(fn: Callable[[], Any], repeat: int = 1, before: Callable[[], Any] | None = None) -> tuple[float, Any]:
+    """(best CPU seconds of this process over ``repeat`` runs, last result); ``before`` runs untimed first."""
+    best, result = math.inf, None
+    for _ in range(repeat):
+        if before:
+            before()
+        start = time.process_time()
+        result = fn()
+        best = min(best, time.process_time() - start)
+    return best, result

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from data import ROOT, real_smiles  # noqa: E402
+from data import ROOT, best_cpu, real_smiles  # noqa: E402
 
 
 def moses_fingerprints(count: int) -> np.ndarray:
@@ -41,15 +41,6 @@ def moses_fingerprints(count: int) -> np.ndarray:
     ROOT.mkdir(parents=True, exist_ok=True)
     np.save(path, raw)
     return raw
-
-
-def best_of(repeat: int, fn):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - start)
-    return best, result
 
 
 def main() -> None:
@@ -80,12 +71,12 @@ def main() -> None:
     rows = []
     for i in picks.tolist():
         query = raw[i].tobytes()
-        t07, (rows07, sims07) = best_of(args.repeat, lambda: search.threshold(query, 0.7))
+        t07, (rows07, sims07) = best_cpu(lambda: search.threshold(query, 0.7), args.repeat)
         scored07 = search.scored
-        t10, (rows10, sims10) = best_of(args.repeat, lambda: search.nearest(query, 10))
+        t10, (rows10, sims10) = best_cpu(lambda: search.nearest(query, 10), args.repeat)
         scored10 = search.scored
-        tfull, _ = best_of(args.repeat, lambda: tanimoto(columns, counts, words(query)[0]))
-        trd, bulk = best_of(1, lambda: DataStructs.BulkTanimotoSimilarity(bitvects[i], bitvects))
+        tfull, _ = best_cpu(lambda: tanimoto(columns, counts, words(query)[0]), args.repeat)
+        trd, bulk = best_cpu(lambda: DataStructs.BulkTanimotoSimilarity(bitvects[i], bitvects), 1)
         bulk = np.array(bulk)
         want07 = np.flatnonzero(bulk >= 0.7)
         order = np.argsort(rows07)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from data import best_cpu as timed  # noqa: E402
 from data import real_smiles  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -91,18 +92,6 @@ def substruct_library(mols: list):
             fps.AddFingerprint(Chem.PatternFingerprint(mol, 2048))
             cids.append(cid)
     return library, cids
-
-
-def timed(fn, repeat: int = 1, before=None):
-    """(best seconds over ``repeat`` runs, last result); ``before`` runs untimed before each."""
-    best, result = math.inf, None
-    for _ in range(repeat):
-        if before:
-            before()
-        start = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - start)
-    return best, result
 
 
 def main() -> None:
