@@ -128,9 +128,9 @@ def test_shard_names_leading_index_files_out_are_refused(ds, run_cli, name):
 def test_index_file_symlink_out_is_refused(ds, run_cli, secret):
     name = first_shard(ds)["name"]
     (ds / "index").mkdir()
-    (ds / "index" / f"{name}.parquet").symlink_to(secret)
+    (ds / "index" / f"{name}.arrow").symlink_to(secret)
     refused(run_cli("substructure", "c1ccccc1", "-d", ds),
-            f"shard {name} (index file): index/{name}.parquet is a symbolic link leading out of the dataset "
+            f"shard {name} (index file): index/{name}.arrow is a symbolic link leading out of the dataset "
             f"(to {secret}; refused)")
 
 
@@ -139,8 +139,8 @@ def test_index_directory_symlinked_out_is_refused(ds, run_cli, tmp_path):
     (tmp_path / "their-index").mkdir()
     (ds / "index").symlink_to(tmp_path / "their-index")
     refused(run_cli("substructure", "c1ccccc1", "-d", ds),
-            f"shard {name} (index file): index/{name}.parquet is a symbolic link leading out of the dataset "
-            f"(to {tmp_path / 'their-index' / (name + '.parquet')}; refused)")
+            f"shard {name} (index file): index/{name}.arrow is a symbolic link leading out of the dataset "
+            f"(to {tmp_path / 'their-index' / (name + '.arrow')}; refused)")
 
 
 # -- placement -------------------------------------------------------------------------------

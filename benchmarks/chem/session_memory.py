@@ -66,7 +66,7 @@ def main() -> None:
     import workbench as wb
 
     directory = indexed_dataset(args.molecules, args.workers)
-    index_bytes = sum(p.stat().st_size for p in (directory / "index").glob("*.parquet"))
+    index_bytes = sum(p.stat().st_size for p in (directory / "index").glob("*.arrow"))
     ds = wb.open_dataset(directory)
     n = ds.manifest.records
     import importlib

@@ -61,7 +61,7 @@ def main() -> None:
     raw = np.ascontiguousarray(np.tile(real, (args.fingerprints // len(real) + 1, 1))[: args.fingerprints])
     n = len(raw)
     start = time.process_time()
-    search = MorganSearch(raw, np.ones(n, dtype=bool))
+    search = MorganSearch.from_fingerprints(raw, np.ones(n, dtype=bool))
     load_s = time.process_time() - start
     columns = np.ascontiguousarray(words(raw, n).T)
     counts = popcounts(words(raw, n))

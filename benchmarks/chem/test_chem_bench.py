@@ -77,7 +77,7 @@ def test_tanimoto_workbench_search(benchmark, fingerprints, mode):
     from workbench.chem.similarity import MorganSearch
 
     benchmark.group = "tanimoto 200k"
-    search = MorganSearch(fingerprints, np.ones(len(fingerprints), dtype=bool))
+    search = MorganSearch.from_fingerprints(fingerprints, np.ones(len(fingerprints), dtype=bool))
     query = fingerprints[17].tobytes()
     if mode == "top 10":
         benchmark(search.nearest, query, 10)
@@ -100,7 +100,7 @@ def test_index_build_workbench(benchmark, shard, tmp_path):
 
     benchmark.group = "index build NCI 5k"
     task, smiles = shard
-    benchmark.pedantic(build_shard_index, (task.path, str(tmp_path / "i.parquet"), task.shard), rounds=3)
+    benchmark.pedantic(build_shard_index, (task.path, str(tmp_path / "i.arrow"), task.shard), rounds=3)
     benchmark.extra_info["mol/s"] = len(smiles) / benchmark.stats.stats.median
 
 

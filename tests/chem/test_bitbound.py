@@ -48,7 +48,7 @@ def test_threshold_equals_bulk_tanimoto(fingerprints, threshold):
     from workbench.chem.similarity import MorganSearch
 
     raw, valid = fingerprints
-    search = MorganSearch(raw, valid)
+    search = MorganSearch.from_fingerprints(raw, valid)
     for query in queries(raw):
         expected = truth(raw, valid, query)
         rows, sims = search.threshold(query, threshold)
@@ -64,7 +64,7 @@ def test_nearest_keeps_the_k_best_and_their_ties(fingerprints, k, threshold):
     from workbench.chem.similarity import MorganSearch
 
     raw, valid = fingerprints
-    search = MorganSearch(raw, valid)
+    search = MorganSearch.from_fingerprints(raw, valid)
     for query in queries(raw):
         expected = truth(raw, valid, query)
         rows, sims = search.nearest(query, k, threshold)
@@ -82,7 +82,7 @@ def test_bins_that_cannot_reach_the_threshold_are_not_read(fingerprints):
     from workbench.chem.similarity import MorganSearch
 
     raw, valid = fingerprints
-    search = MorganSearch(raw, valid)
+    search = MorganSearch.from_fingerprints(raw, valid)
     small = min(range(len(raw)), key=lambda i: (not valid[i], abs(int(np.bitwise_count(raw[i]).sum()) - 12)))
     search.threshold(raw[small].tobytes(), 0.8)
     assert 0 < search.scored < 0.2 * len(search)
@@ -93,6 +93,6 @@ def test_bins_that_cannot_reach_the_threshold_are_not_read(fingerprints):
 def test_empty_shard():
     from workbench.chem.similarity import MorganSearch
 
-    search = MorganSearch(np.zeros((0, 256), dtype=np.uint8), np.zeros(0, dtype=bool))
+    search = MorganSearch.from_fingerprints(np.zeros((0, 256), dtype=np.uint8), np.zeros(0, dtype=bool))
     assert [len(x) for x in search.threshold(bytes(256), 0.0)] == [0, 0]
     assert [len(x) for x in search.nearest(b"\x01" * 256, 3)] == [0, 0]

@@ -25,19 +25,20 @@ def indexed(tmp_path, nci_indexed):
 
 def test_index_rows_match_rdkit(nci_indexed, nci_records):
     import pyarrow as pa
-    import pyarrow.parquet as pq
     from rdkit import Chem, DataStructs
     from rdkit.Chem import rdFingerprintGenerator
 
+    from workbench.storage.index import index_rows
+
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
-    table = pa.concat_tables(pq.read_table(nci_indexed.directory / s.index_path) for s in nci_indexed.manifest.shards)
+    table = pa.concat_tables(index_rows(str(nci_indexed.directory / s.index_path)) for s in nci_indexed.manifest.shards)
     assert sorted(table["cid"].to_pylist()) == sorted(r.cid for r in nci_records)
     by_cid = {r.cid: r for r in nci_records}
     for row in table.slice(0, 400).to_pylist():
         record = by_cid[row["cid"]]
         assert row["smiles"] == record.smiles
         if record.mol is None:
-            assert row["mol"] is None and row["pattern"] is None and row["morgan"] is None
+            assert row["mol"] is None and row["pattern"] == row["morgan"] == bytes(256)
             continue
         assert Chem.MolToSmiles(Chem.Mol(row["mol"])) == Chem.MolToSmiles(record.mol)
         for column, fp in (("pattern", Chem.PatternFingerprint(record.mol, 2048)),
@@ -51,7 +52,7 @@ def test_manifest_records_parameters_and_shards(nci_indexed):
     import rdkit
 
     index = json.loads((nci_indexed.directory / "manifest.json").read_text())["index"]
-    assert index["format"] == "workbench-chem-index" and index["version"] == 1
+    assert index["format"] == "workbench-chem-index" and index["version"] == 2
     assert index["rdkit"] == rdkit.__version__
     assert index["fingerprints"]["morgan"] == {"kind": "morgan", "radius": 2, "fpSize": 2048}
     assert index["fingerprints"]["pattern"]["fpSize"] == 2048
@@ -75,7 +76,7 @@ def test_unparsable_records_are_counted_per_shard_and_listed(unparsable_dataset,
 
 
 def test_second_build_reuses_every_shard(indexed):
-    mtimes = {p: p.stat().st_mtime_ns for p in (indexed.directory / "index").glob("*.parquet")}
+    mtimes = {p: p.stat().st_mtime_ns for p in (indexed.directory / "index").glob("*.arrow")}
     report = indexed.build_index()
     assert (report.built, report.up_to_date) == (0, len(indexed.manifest.shards))
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes

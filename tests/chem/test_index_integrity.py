@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,14 +112,15 @@ def _lines(truth: list[tuple[int, str]]) -> list[str]:
 @pytest.mark.parametrize("damage", ["fingerprints", "footer", "truncated", "swapped", "deleted"])
 def test_damaged_index_file_is_searched_by_text_with_one_note(indexed, nci_records, damage):
     """Through the CLI and worker processes: exit 0, RDKit's rows, one `note:` line naming the shard."""
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
     a, b = indexed.manifest.shards[2], indexed.manifest.shards[3]
     path = indexed.directory / a.index_path
     size = path.stat().st_size
-    if damage == "fingerprints":  # inside the compressed pattern column, where rows went missing
-        column = pq.ParquetFile(path).metadata.row_group(0).column(3)
-        flip(path, column.data_page_offset + column.total_compressed_size // 2)
+    if damage == "fingerprints":  # inside a mapped pattern column: rows would go missing
+        whole = pa.py_buffer(path.read_bytes())
+        column = pa.ipc.open_file(whole).get_batch(0).column("p05").buffers()[1]
+        flip(path, column.address - whole.address + column.size // 2)
     elif damage == "footer":
         flip(path, size - 40)
     elif damage == "truncated":
@@ -218,3 +220,28 @@ def test_reingest_does_not_keep_a_damaged_index_file(tmp_path, nci_indexed):
     assert all(s.index_sha256 for s in ds.manifest.shards[1:])
     assert ds.build_index().built == 1
     assert os.path.exists(tmp_path / "ds" / first.index_path)
+
+
+def test_a_file_is_hashed_once_per_version_and_any_rewrite_is_seen(tmp_path, monkeypatch):
+    """``has_digest`` remembers a settled file's digest (the next process only ``stat``s it), but a
+    rewrite with its old times put back is still a new version (ctime), and a file changed within
+    the last seconds is never remembered (a second write in the same clock tick would keep its times)."""
+    import hashlib
+
+    from workbench.storage import integrity
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 1000)
+    digest = hashlib.sha256(b"x" * 1000).hexdigest()
+    assert integrity.has_digest(path, digest) and not (tmp_path / "cache" / "hashed").exists()  # too fresh
+    old = path.stat().st_mtime_ns - 10**10
+    os.utime(path, ns=(old, old))
+    monkeypatch.setattr(integrity, "RACY_SECONDS", 0)
+    assert integrity.has_digest(path, digest) and len(list((tmp_path / "cache" / "hashed").iterdir())) == 1
+    assert not integrity.has_digest(path, "0" * 64)
+    time.sleep(0.05)  # past the file system's clock tick (a few ms), as any later rewrite is
+    with open(path, "r+b") as fh:  # same size, same mtime put back: ctime still moves
+        fh.write(b"y")
+    os.utime(path, ns=(old, old))
+    assert not integrity.has_digest(path, digest)

@@ -41,17 +41,19 @@ def popcounts(fps: np.ndarray) -> np.ndarray:
     return np.bitwise_count(fps).sum(axis=1, dtype=np.int32)
 
 
-def screen(columns: np.ndarray, query: np.ndarray) -> np.ndarray:
+def screen(columns: np.ndarray | list[np.ndarray], query: np.ndarray, n: int | None = None) -> np.ndarray:
     """Row numbers whose fingerprint has every bit of ``query`` set (candidates for a match).
 
-    ``columns`` is the fingerprint matrix transposed, ``(FP_WORDS, n)``. The query's most
-    selective word is tested over all rows, each next word only over the rows still in.
+    ``columns`` is the fingerprint matrix transposed, ``(FP_WORDS, n)`` (or ``FP_WORDS`` arrays of
+    ``n`` words each, as an index file maps them). The query's most selective word is tested over
+    all rows, each next word only over the rows still in.
     """
+    n = len(columns[0]) if n is None else n
     nz = np.flatnonzero(query)
-    rows = np.arange(columns.shape[1])
+    rows = np.arange(n)
     for j in nz[np.argsort(-np.bitwise_count(query[nz]), kind="stable")]:
         word = query[j]
-        values = columns[j] if len(rows) == columns.shape[1] else columns[j, rows]
+        values = columns[j] if len(rows) == n else columns[j][rows]
         rows = rows[(values & word) == word]
         if not len(rows):
             break

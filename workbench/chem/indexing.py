@@ -1,5 +1,5 @@
 """Build one shard's chemistry index file (runs on a worker): parse every SMILES once, write
-pickles and fingerprints in the format of ``workbench.storage.index``."""
+pickles and fingerprints in the layout of ``workbench.storage.index`` (Arrow IPC, uncompressed)."""
 
 from __future__ import annotations
 
@@ -7,50 +7,62 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from workbench.chem.fingerprints import morgan_fp
 from workbench.chem.molecules import mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
 from workbench.chem.screening import molecule_pattern_fp
-from workbench.storage.index import META_KEY, ROW_GROUP, index_params, index_schema
+from workbench.chem.similarity import morgan_layout
+from workbench.storage.index import BATCH_ROWS, FP_BYTES, META_KEY, index_params, index_schema
 from workbench.storage.manifest import ShardInfo
+
+_EMPTY = bytes(FP_BYTES)
 
 
 def build_shard_index(shard_path: str, index_path: str, shard: ShardInfo) -> list[tuple[int, str]]:
-    """Index one shard in row groups (bounded memory); return the records RDKit cannot parse.
-
-    The file is written beside its final name and renamed, so a reader never sees half an index.
-    """
+    """Index one shard, one record batch at a time (bounded memory); return the records RDKit
+    cannot parse. The file is written beside its final name and renamed, so a reader never sees
+    half an index."""
     quiet_rdkit()
-    schema = index_schema()
+    meta = {**index_params(), "shard": shard.name, "shard_sha256": shard.sha256}
+    schema = index_schema().with_metadata({META_KEY: json.dumps(meta).encode()})
     invalid: list[tuple[int, str]] = []
-    records = 0
     Path(index_path).parent.mkdir(parents=True, exist_ok=True)
     tmp = f"{index_path}.tmp-{os.getpid()}"
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for cids, smiles in read_shard_records(shard_path, ROW_GROUP):
-                pickles: list[bytes | None] = []
-                patterns: list[bytes | None] = []
-                morgans: list[bytes | None] = []
-                for cid, smi in zip(cids, smiles):
-                    mol = parse_smiles(smi)
-                    if mol is None:
-                        invalid.append((cid, smi))
-                        pickles.append(None), patterns.append(None), morgans.append(None)
-                        continue
-                    pickles.append(mol_to_pickle(mol))
-                    patterns.append(molecule_pattern_fp(mol))
-                    morgans.append(morgan_fp(mol))
-                records += len(cids)
-                writer.write_batch(pa.record_batch([cids, smiles, pickles, patterns, morgans], schema=schema),
-                                   row_group_size=ROW_GROUP)
-            meta = {**index_params(), "shard": shard.name, "shard_sha256": shard.sha256,
-                    "records": records, "invalid": len(invalid)}
-            writer.add_key_value_metadata({META_KEY: json.dumps(meta).encode()})
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            for cids, smiles in read_shard_records(shard_path, BATCH_ROWS):
+                writer.write_batch(index_batch(cids, smiles, schema, invalid))
         os.replace(tmp, index_path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return invalid
+
+
+def index_batch(cids: list[int], smiles: list[str], schema: pa.Schema,
+                invalid: list[tuple[int, str]]) -> pa.RecordBatch:
+    """One record batch: parse each SMILES, pickle it, fingerprint it (unparsable: appended to
+    ``invalid``, null pickle, zero fingerprints)."""
+    n = len(cids)
+    pickles: list[bytes | None] = []
+    patterns, morgans = bytearray(), bytearray()
+    for cid, smi in zip(cids, smiles):
+        mol = parse_smiles(smi)
+        if mol is None:
+            invalid.append((cid, smi))
+            pickles.append(None)
+            patterns += _EMPTY
+            morgans += _EMPTY
+            continue
+        patterns += molecule_pattern_fp(mol)
+        morgans += morgan_fp(mol)
+        pickles.append(mol_to_pickle(mol))  # last: it drops the rings the fingerprints use
+    pattern_words = np.frombuffer(patterns, dtype="<u8").reshape(n, -1).T
+    valid = np.array([p is not None for p in pickles], dtype=bool)
+    rows, counts, morgan_columns = morgan_layout(np.frombuffer(morgans, dtype=np.uint8).reshape(n, FP_BYTES), valid)
+    columns = [pa.array(cids, pa.int64()), pa.array(smiles, pa.string()), pa.array(pickles, pa.binary()),
+               *[pa.array(np.ascontiguousarray(w)) for w in pattern_words],
+               pa.array(rows), pa.array(counts), *[pa.array(c) for c in morgan_columns]]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -1,11 +1,13 @@
-"""Index shards loaded in a worker process, kept between queries (bounded LRU cache).
+"""Index shards opened in a worker process, kept between queries (bounded LRU cache).
 
-Workers are long-lived processes, so the second query on a shard skips reading Parquet:
-fingerprints stay as numpy arrays and pickles as an Arrow column, within ``WORKBENCH_CHEM_CACHE_MB``
-per process (default: a third of RAM divided by the number of cores). Molecules decoded from their
-pickles (about 24 kB each, against ~320 bytes pickled) are kept only within a small fixed budget,
-``WORKBENCH_CHEM_MOL_CACHE_MB`` (default 64 MB per process); the rest are decoded and matched
-inside RDKit on each query.
+An index file is memory-mapped (``storage.index.open_index``): its fingerprints, CIDs, SMILES and
+pickles are read straight from the page cache, as file-backed pages the kernel can drop, never
+copied into the process. What a process holds of its own (anonymous memory) is small: per record
+batch, the popcount bin starts of its Morgan fingerprints (16 kB) and, for batches with unparsable
+records, a validity mask; and molecules decoded from their pickles (about 24 kB each, against ~320
+bytes pickled), kept for the next query within ``WORKBENCH_CHEM_MOL_CACHE_MB`` (default 64 MB per
+process) and ``WORKBENCH_CHEM_CACHE_MB`` (everything the cache holds; default a third of RAM per
+core). Survivors beyond that budget are decoded and matched inside RDKit on each query.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ from collections import OrderedDict
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from rdkit import Chem
 
-from workbench.chem.fingerprints import words
 from workbench.chem.molecules import match_pickles, mol_from_pickle
-from workbench.chem.similarity import MorganSearch
-from workbench.storage.index import FP_BYTES, FP_WORDS
+from workbench.chem.similarity import MorganBatches, MorganSearch
+from workbench.storage.index import MORGAN_COLUMNS, PATTERN_COLUMNS, open_index
 
 MOL_BYTES = 24_000  # resident cost of one decoded drug-sized molecule (measured on MOSES), for the budgets
 MOL_CACHE_MB = 64  # default budget for decoded molecules per process
+MAX_OPEN = 256  # index files kept open (mapped) per process
 
 FileKey = tuple[str, int, int, int]  # real path, inode, size, mtime: one version of one file
 
@@ -50,117 +51,174 @@ def file_key(path: str) -> FileKey | None:
     return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-class LoadedShard:
-    """Columns of one index file version, read on first use (the open file pins that version)."""
+def _numpy(array: pa.Array) -> np.ndarray:
+    """A primitive Arrow array without nulls as a numpy view of its (mapped) buffer: no copy."""
+    return array.to_numpy(zero_copy_only=True)
 
-    def __init__(self, path: str):
-        self._fh = open(path, "rb")
-        self._file = pq.ParquetFile(self._fh)
-        self.cids: np.ndarray = self._file.read(columns=["cid"])["cid"].to_numpy()
-        self.n = len(self.cids)
-        self.nbytes = self.cids.nbytes
-        self._smiles: pa.ChunkedArray | None = None
-        self._pattern: np.ndarray | None = None
+
+class _Batch:
+    """One record batch of an index file: mapped columns, read on first use."""
+
+    def __init__(self, batch: pa.RecordBatch, offset: int):
+        self.batch, self.offset, self.n = batch, offset, batch.num_rows
+        self.cids = _numpy(batch.column("cid"))
+        self.pickles: pa.BinaryArray = batch.column("mol")
+        self._valid: np.ndarray | None = None
+        self._pattern: list[np.ndarray] | None = None
         self._morgan: MorganSearch | None = None
-        self._pickles: pa.BinaryArray | None = None
-        self._mols: list[Chem.Mol | None] = []
-        self.decoded_bytes = 0  # of the decoded molecules kept
-        self._valid: list[bool] = []
 
-    def _fingerprint_bytes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """Raw fingerprints ``(n, FP_BYTES)`` uint8 with null rows zeroed, and the mask of valid rows."""
-        col = self._file.read(columns=[column])[column].combine_chunks()
-        valid = col.is_valid().to_numpy(zero_copy_only=False)
-        if col.null_count:
-            col = col.fill_null(pa.scalar(b"\0" * FP_BYTES, type=col.type))
-        if self.n == 0:
-            return np.zeros((0, FP_BYTES), dtype=np.uint8), valid
-        raw = np.frombuffer(col.buffers()[1], dtype=np.uint8)[col.offset * FP_BYTES:(col.offset + self.n) * FP_BYTES]
-        return raw.reshape(self.n, FP_BYTES), valid
+    def valid(self, rows: np.ndarray) -> np.ndarray:
+        """Mask of the batch ``rows`` that hold a molecule (unparsable records never match)."""
+        if self._valid is None:
+            self._valid = self.pickles.is_valid().to_numpy(zero_copy_only=False)
+        return self._valid[rows]
 
-    def pattern(self) -> np.ndarray:
-        """Pattern fingerprints, transposed ``(FP_WORDS, n)``; unparsable rows are all zero."""
+    def pattern(self) -> list[np.ndarray]:
         if self._pattern is None:
-            raw, _ = self._fingerprint_bytes("pattern")
-            self._pattern = np.ascontiguousarray(words(raw, self.n).T) if self.n else np.zeros((FP_WORDS, 0), np.uint64)
-            self.nbytes += self._pattern.nbytes
+            self._pattern = [_numpy(self.batch.column(name)) for name in PATTERN_COLUMNS]
         return self._pattern
 
     def morgan(self) -> MorganSearch:
-        """The valid rows' Morgan fingerprints, sorted by popcount for Tanimoto search."""
         if self._morgan is None:
-            self._morgan = MorganSearch(*self._fingerprint_bytes("morgan"))
-            self.nbytes += self._morgan.nbytes
+            b = self.batch
+            self._morgan = MorganSearch(_numpy(b.column("morgan_row")), _numpy(b.column("morgan_count")),
+                                        [_numpy(b.column(name)) for name in MORGAN_COLUMNS], self.offset)
         return self._morgan
 
+    @property
+    def nbytes(self) -> int:
+        return (self._valid.nbytes if self._valid is not None else 0) + (self._morgan.nbytes if self._morgan else 0)
+
+
+class LoadedShard:
+    """One index file version, memory-mapped (the open map pins that version)."""
+
+    def __init__(self, path: str):
+        reader = open_index(path)
+        self._batches: list[_Batch] = []
+        offset = 0
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            self._batches.append(_Batch(batch, offset))
+            offset += batch.num_rows
+        self.n = offset
+        self._starts = np.array([b.offset for b in self._batches], dtype=np.int64)
+        self._mols: dict[int, Chem.Mol] = {}  # shard row -> decoded molecule (within the budgets)
+
+    @property
+    def nbytes(self) -> int:
+        """Anonymous memory this shard holds (decoded molecules, masks, bin starts)."""
+        return sum(b.nbytes for b in self._batches) + self.decoded_bytes
+
+    @property
+    def decoded_bytes(self) -> int:
+        return len(self._mols) * MOL_BYTES
+
+    @property
+    def decoded(self) -> int:
+        """Molecules kept decoded for the next query."""
+        return len(self._mols)
+
+    def _split(self, rows: np.ndarray) -> list[tuple[_Batch, np.ndarray, np.ndarray]]:
+        """Shard ``rows`` grouped by batch: (batch, their positions in ``rows``, batch-local rows)."""
+        which = np.searchsorted(self._starts, rows, side="right") - 1
+        out = []
+        for i in np.unique(which).tolist():
+            where = np.flatnonzero(which == i)
+            out.append((self._batches[i], where, rows[where] - self._batches[i].offset))
+        return out
+
+    # -- screen, match, records ----------------------------------------------------------------
+    def screen(self, query_words: np.ndarray) -> np.ndarray:
+        """Shard rows (ascending) whose pattern fingerprint holds every bit of ``query_words``."""
+        from workbench.chem.fingerprints import screen
+
+        parts = [b.offset + screen(b.pattern(), query_words, b.n) for b in self._batches]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def cids(self, rows: np.ndarray) -> np.ndarray:
+        """CIDs of shard ``rows``."""
+        out = np.empty(len(rows), dtype=np.int64)
+        for batch, where, local in self._split(np.asarray(rows, dtype=np.int64)):
+            out[where] = batch.cids[local]
+        return out
+
+    def morgan(self) -> MorganBatches:
+        """Tanimoto search over the valid rows' Morgan fingerprints (popcount order, per batch)."""
+        return MorganBatches([b.morgan() for b in self._batches])
+
     def match(self, rows: np.ndarray, query: Chem.Mol, allowance: int, limit: int | None = None) -> list[int]:
-        """The ``rows`` (ascending) whose molecule has a substructure match for ``query``.
+        """The ``rows`` whose molecule has a substructure match for ``query``, in the order given.
 
         Molecules already decoded are matched directly; new ones are decoded from their pickles
         and kept while they fit in ``allowance`` bytes. Past that (without ``limit``), the rest
         are decoded and matched inside RDKit (a ``SubstructLibrary`` over their pickles, one
         thread), about twice as fast as decoding them one by one in Python.
         """
+        rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return []
-        self._load_pickles()
-        cached, valid = self._mols, self._valid
-        candidates = [i for i in rows.tolist() if valid[i]]  # unparsable records never match
+        candidates = self._valid_rows(rows)
         keep = allowance // MOL_BYTES
-        fresh = [i for i in candidates if cached[i] is None]
-        if limit is not None or len(fresh) <= keep:
-            return self._match_python(candidates, query, keep, limit)
-        known = [i for i in candidates if cached[i] is not None]
-        hits = self._match_python(known + fresh[:keep], query, keep, None)
+        cached = self._mols
+        if limit is not None:
+            return self._match_python(candidates.tolist(), query, keep, limit)
+        known = np.fromiter((i in cached for i in candidates.tolist()), dtype=bool, count=len(candidates))
+        fresh = candidates[~known]
+        hits = self._match_python(candidates[known].tolist() + fresh[:keep].tolist(), query, keep, None)
         rest = fresh[keep:]
-        found = match_pickles(self._pickles.take(pa.array(rest, type=pa.int64())).to_pylist(), query)
-        return sorted(hits + [rest[j] for j in found])
+        if len(rest):
+            hits += rest[match_pickles(self._pickles(rest), query)].tolist()
+        return sorted(hits)
+
+    def _valid_rows(self, rows: np.ndarray) -> np.ndarray:
+        if all(not b.pickles.null_count for b in self._batches):
+            return rows
+        keep = np.ones(len(rows), dtype=bool)
+        for batch, where, local in self._split(rows):
+            if batch.pickles.null_count:
+                keep[where] = batch.valid(local)
+        return rows[keep]
+
+    def _pickles(self, rows: np.ndarray) -> list[bytes]:
+        out: list[bytes] = [b""] * len(rows)
+        for batch, where, local in self._split(rows):
+            for j, data in zip(where.tolist(), batch.pickles.take(pa.array(local)).to_pylist()):
+                out[j] = data
+        return out
 
     def _match_python(self, rows: list[int], query: Chem.Mol, keep: int, limit: int | None) -> list[int]:
-        cached, pickles, hits = self._mols, self._pickles, []
+        cached, hits = self._mols, []
         for i in rows:
-            mol = cached[i]
+            mol = cached.get(i)
             if mol is None:
-                mol = mol_from_pickle(pickles[i].as_py())
+                mol = mol_from_pickle(self._pickle(i))
                 if keep > 0:
                     cached[i], keep = mol, keep - 1
-                    self.nbytes += MOL_BYTES
-                    self.decoded_bytes += MOL_BYTES
             if mol.HasSubstructMatch(query):
                 hits.append(i)
                 if limit is not None and len(hits) >= limit:
                     break
         return hits
 
-    def _load_pickles(self) -> pa.BinaryArray:
-        if self._pickles is None:
-            self._pickles = self._file.read(columns=["mol"])["mol"].combine_chunks()
-            self._valid = self._pickles.is_valid().to_numpy(zero_copy_only=False).tolist()
-            self._mols = [None] * self.n
-            self.nbytes += self._pickles.nbytes
-        return self._pickles
-
-    @property
-    def decoded(self) -> int:
-        """Molecules kept decoded for the next query."""
-        return sum(m is not None for m in self._mols)
-
-    @property
-    def smiles(self) -> pa.ChunkedArray:
-        if self._smiles is None:
-            self._smiles = self._file.read(columns=["smiles"])["smiles"]
-            self.nbytes += self._smiles.nbytes
-        return self._smiles
+    def _pickle(self, row: int) -> bytes:
+        batch = self._batches[int(np.searchsorted(self._starts, row, side="right")) - 1]
+        return batch.pickles[row - batch.offset].as_py()
 
     def records(self, rows: np.ndarray | list[int]) -> tuple[list[int], list[str]]:
-        """CIDs and SMILES of ``rows``."""
+        """CIDs and SMILES of shard ``rows``, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return [], []
-        rows = np.asarray(rows, dtype=np.int64)
-        return self.cids[rows].tolist(), self.smiles.take(pa.array(rows)).to_pylist()
+        smiles: list[str] = [""] * len(rows)
+        for batch, where, local in self._split(rows):
+            for j, smi in zip(where.tolist(), batch.batch.column("smiles").take(pa.array(local)).to_pylist()):
+                smiles[j] = smi
+        return self.cids(rows).tolist(), smiles
 
     def close(self) -> None:
-        self._fh.close()
+        self._batches = []
+        self._mols = {}
 
 
 class ShardCache:
@@ -176,7 +234,7 @@ class ShardCache:
                 self._shards.pop(stale).close()
             shard = LoadedShard(key[0])
         self._shards[key] = shard
-        while self.used() > cache_budget() and len(self._shards) > 1:
+        while len(self._shards) > 1 and (self.used() > cache_budget() or len(self._shards) > MAX_OPEN):
             self._shards.popitem(last=False)[1].close()
         return shard
 

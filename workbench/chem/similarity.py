@@ -18,38 +18,60 @@ scores are strictly below ``r``): the bar rises with the K best found.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from workbench.chem.fingerprints import popcounts, words
-from workbench.storage.index import FP_BITS, FP_BYTES
+from workbench.storage.index import FP_BITS, FP_BYTES, NO_MORGAN
 
 #: Bounds tried in turn for the K nearest.
 _RINGS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
 _CHUNK = 65_536  # fingerprints per kernel step: the uint8 temporaries stay in L2
 
 
-class MorganSearch:
-    """One shard's valid Morgan fingerprints, sorted by popcount and byte-transposed."""
+def morgan_layout(raw: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The search layout of ``(n, FP_BYTES)`` uint8 fingerprints in row order: ``(rows, counts,
+    columns)`` — each position's row (uint32), its popcount (uint16, ascending; rows not ``valid``
+    last with ``NO_MORGAN``) and the fingerprints byte-transposed in that order, ``(FP_BYTES, n)``."""
+    n = len(valid)
+    counts = popcounts(words(np.ascontiguousarray(raw), n)) if n else np.zeros(0, np.int32)
+    counts = np.where(valid, counts, NO_MORGAN)
+    order = np.argsort(counts, kind="stable")
+    columns = np.ascontiguousarray(raw[order].T) if n else np.zeros((FP_BYTES, 0), np.uint8)
+    return order.astype(np.uint32), counts[order].astype(np.uint16), columns
 
-    def __init__(self, raw: np.ndarray, valid: np.ndarray):
-        """``raw``: ``(n, FP_BYTES)`` uint8 fingerprints in row order; ``valid``: rows to search."""
-        rows = np.flatnonzero(valid)
-        counts = popcounts(words(np.ascontiguousarray(raw[rows]), len(rows))) if len(rows) else np.zeros(0, np.int32)
-        order = np.argsort(counts, kind="stable")
-        self.rows = rows[order].astype(np.int32 if len(valid) < 2**31 else np.int64)  # shard row of each position
-        self.counts = counts[order].astype(np.int32)
-        self.bytes = np.ascontiguousarray(raw[self.rows].T) if len(rows) else np.zeros((FP_BYTES, 0), np.uint8)
-        #: sorted positions of popcount ``p`` are ``starts[p]:starts[p + 1]``
-        self.starts = np.searchsorted(self.counts, np.arange(FP_BITS + 2)).astype(np.int64)
+
+class MorganSearch:
+    """Morgan fingerprints sorted by popcount and byte-transposed (``morgan_layout``): one shard,
+    or one record batch of an index file, whose columns stay memory-mapped."""
+
+    def __init__(self, rows: np.ndarray, counts: np.ndarray, columns: Sequence[np.ndarray] | np.ndarray,
+                 offset: int = 0):
+        """``rows``/``counts``/``columns`` as ``morgan_layout`` returns them (``columns``: any
+        sequence of ``FP_BYTES`` arrays); results are ``offset + row``."""
+        self.positions = rows  # row of each sorted position
+        self.counts = counts
+        self.bytes = columns
+        self.offset = offset
+        #: sorted positions of popcount ``p`` are ``starts[p]:starts[p + 1]``; valid rows end at ``starts[FP_BITS + 1]``
+        self.starts = np.searchsorted(counts, np.arange(FP_BITS + 2)).astype(np.int64)
+        self.valid = int(self.starts[FP_BITS + 1])
         self.scored = 0  #: fingerprints scored by the last search (the rest were ruled out by popcount)
+
+    @classmethod
+    def from_fingerprints(cls, raw: np.ndarray, valid: np.ndarray) -> "MorganSearch":
+        """From ``(n, FP_BYTES)`` uint8 fingerprints in row order; ``valid``: the rows to search."""
+        return cls(*morgan_layout(raw, valid))
 
     @property
     def nbytes(self) -> int:
-        return self.rows.nbytes + self.counts.nbytes + self.bytes.nbytes + self.starts.nbytes
+        """Bytes of anonymous memory this search holds (mapped columns are file-backed)."""
+        own = self.starts.nbytes
+        return own + (self.bytes.nbytes + self.positions.nbytes + self.counts.nbytes if isinstance(self.bytes, np.ndarray) else 0)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.valid
 
     # -- the kernel ---------------------------------------------------------------------------
     def _common(self, query: np.ndarray, qcount: int, lo: int, hi: int) -> np.ndarray:
@@ -63,7 +85,7 @@ class MorganSearch:
                 stop = min(n, start + _CHUNK)
                 t, acc = tmp[: stop - start], common[start:stop]
                 for k in nz:
-                    np.bitwise_and(self.bytes[k, lo + start:lo + stop], query[k], out=t)
+                    np.bitwise_and(self.bytes[k][lo + start:lo + stop], query[k], out=t)
                     np.bitwise_count(t, out=t)
                     np.add(acc, t, out=acc, casting="unsafe")
         self.scored += n
@@ -79,14 +101,14 @@ class MorganSearch:
         if threshold > 0.0:
             bins = np.arange(FP_BITS + 1)
             need = np.maximum(np.ceil(threshold * (qcount + bins) / (1.0 + threshold)) - 1, 0).astype(np.int32)
-            first, last = int(self.counts[lo]) if hi > lo else 0, int(self.counts[hi - 1]) if hi > lo else 0
+            first, last = (int(self.counts[lo]), int(self.counts[hi - 1])) if hi > lo else (0, 0)
             sizes = np.diff(np.clip(self.starts[first:last + 2], lo, hi))
             minimum = np.repeat(np.minimum(need[first:last + 1], np.iinfo(common.dtype).max), sizes).astype(common.dtype)
             keep = np.flatnonzero(common >= minimum)
         else:
             keep = np.arange(len(common))
         c = common[keep].astype(np.int64)
-        denom = self.counts[lo + keep] + qcount - c
+        denom = self.counts[lo + keep].astype(np.int64) + qcount - c
         sims = np.zeros(len(keep), dtype=np.float64)
         np.divide(c, denom, out=sims, where=denom > 0)  # RDKit: two empty fingerprints give 0.0
         good = sims >= threshold
@@ -95,7 +117,7 @@ class MorganSearch:
     def _window(self, qcount: int, bound: float) -> tuple[int, int]:
         """Sorted positions whose popcount ``b`` may reach ``T >= bound`` (one bin of slack each side)."""
         if bound <= 0.0:
-            return 0, len(self.rows)
+            return 0, self.valid
         low = max(0, math.floor(bound * qcount) - 1)
         high = min(FP_BITS, math.ceil(qcount / bound) + 1)
         return int(self.starts[low]), int(self.starts[high + 1])
@@ -108,7 +130,7 @@ class MorganSearch:
         self.scored = 0
         lo, hi = self._window(qcount, threshold)
         keep, sims = self._select(self._common(query, qcount, lo, hi), qcount, lo, threshold)
-        return self.rows[lo + keep], sims
+        return self.rows(lo + keep), sims
 
     def nearest(self, query_raw: bytes, k: int, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the ``k`` best with ``T >= threshold`` — with every row tying the
@@ -135,8 +157,55 @@ class MorganSearch:
                 break
         positions = np.concatenate([a + keep for (a, _), (keep, _) in zip(parts, found)]) if parts else np.zeros(0, np.int64)
         sims = np.concatenate([s for _, s in found]) if parts else np.zeros(0)
-        if len(sims) > k:
-            kth = float(np.partition(sims, len(sims) - k)[len(sims) - k])
-            keep = np.flatnonzero(sims >= kth)
-            positions, sims = positions[keep], sims[keep]
-        return self.rows[positions], sims
+        keep = best_with_ties(sims, k)
+        return self.rows(positions[keep]), sims[keep]
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """Shard rows (int64) of sorted ``positions``."""
+        return self.positions[positions].astype(np.int64) + self.offset
+
+
+def best_with_ties(sims: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest ``sims`` and of every one tying the ``k``-th."""
+    if len(sims) <= k:
+        return np.arange(len(sims))
+    kth = float(np.partition(sims, len(sims) - k)[len(sims) - k])
+    return np.flatnonzero(sims >= kth)
+
+
+class MorganBatches:
+    """One search over several ``MorganSearch`` parts (the record batches of an index file)."""
+
+    def __init__(self, parts: list[MorganSearch]):
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    @property
+    def scored(self) -> int:
+        return sum(p.scored for p in self.parts)
+
+    def threshold(self, query_raw: bytes, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Shard rows with ``T >= threshold`` and their scores (unordered)."""
+        found = [p.threshold(query_raw, threshold) for p in self.parts]
+        return _joined(found)
+
+    def nearest(self, query_raw: bytes, k: int, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """As ``MorganSearch.nearest``; each part starts from the ``k``-th best of those before it."""
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        bar, sims = threshold, np.zeros(0)
+        for part in self.parts:
+            found.append(part.nearest(query_raw, k, bar))
+            sims = np.concatenate([sims, found[-1][1]])
+            if len(sims) >= k:
+                bar = max(bar, float(np.partition(sims, len(sims) - k)[len(sims) - k]))
+        rows, sims = _joined(found)
+        keep = best_with_ties(sims, k)
+        return rows[keep], sims[keep]
+
+
+def _joined(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate([r for r, _ in found]), np.concatenate([s for _, s in found])

@@ -18,7 +18,7 @@ from workbench.jobs.base import Column, Job, ShardOutput, ShardTask
 if TYPE_CHECKING:
     import numpy as np
 
-    from workbench.chem.similarity import MorganSearch
+    from workbench.chem.similarity import MorganBatches, MorganSearch
     from workbench.storage.manifest import Manifest
 
 
@@ -59,16 +59,17 @@ class SimilarityJob(Job):
 
         query = morgan_fp(similarity_query(self.smiles))
         shard, note = indexed_shard(task.index_path, task.shard)
+        search: "MorganSearch | MorganBatches"
         if shard is not None:
-            search, cids = shard.morgan(), shard.cids
+            search = shard.morgan()
         else:
             all_cids, all_smiles, search = _text_fingerprints(task.path)
-            cids = np.asarray(all_cids, dtype=np.int64)
         if self.top is None:
             rows, sims = search.threshold(query, self.threshold)
         else:
             rows, sims = search.nearest(query, self.top, self.threshold)
-        order = self._best(np.arange(len(rows)), sims, cids[rows])
+        cids = shard.cids(rows) if shard is not None else np.asarray(all_cids, dtype=np.int64)[rows]
+        order = self._best(sims, cids)
         rows, sims = rows[order], sims[order]
         if shard is not None:
             out_cids, out_smiles = shard.records(rows)
@@ -77,12 +78,12 @@ class SimilarityJob(Job):
         return ShardOutput(tsv_lines(out_cids, out_smiles, map(repr, sims.tolist())), len(rows),
                            [note] if note else [])
 
-    def _best(self, rows: "np.ndarray", sims: "np.ndarray", cids: "np.ndarray") -> "np.ndarray":
-        """``rows`` ordered by similarity (descending) then CID, cut to ``top``."""
+    def _best(self, sims: "np.ndarray", cids: "np.ndarray") -> "np.ndarray":
+        """Positions ordered by similarity (descending) then CID, cut to ``top``."""
         import numpy as np
 
-        order = np.lexsort((cids[rows], -sims[rows]))
-        return rows[order[: self.top] if self.top else order]
+        order = np.lexsort((cids, -sims))
+        return order[: self.top] if self.top else order
 
     final_step = True  # type: ignore[assignment]
 
@@ -121,4 +122,4 @@ def _text_fingerprints(path: str) -> tuple[list[int], list[str], "MorganSearch"]
             valid.append(mol is not None)
             raw += morgan_fp(mol) if mol is not None else empty
     fps = np.frombuffer(bytes(raw), dtype=np.uint8).reshape(len(cids), FP_BYTES)
-    return cids, smiles, MorganSearch(fps, np.array(valid, dtype=bool))
+    return cids, smiles, MorganSearch.from_fingerprints(fps, np.array(valid, dtype=bool))

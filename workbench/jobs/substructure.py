@@ -1,8 +1,9 @@
 """``SubstructureJob``: records whose molecule has a substructure match for a SMARTS/SMILES query.
 
 Exactly ``Chem.MolFromSmiles(smiles).HasSubstructMatch(query)`` with RDKit's defaults. With an
-index: screen with the pattern fingerprint (numpy over uint64 words), then match the survivors
-on molecules unpickled from the index (kept decoded in the worker between queries). Without
+index: screen with the pattern fingerprint (numpy over the memory-mapped uint64 words), then match
+the survivors on molecules unpickled from the index (a few kept decoded in the worker between
+queries). Without
 one: parse the shard's SMILES.
 """
 
@@ -71,13 +72,12 @@ class SubstructureJob(Job):
 
 
 def _match_index(shard: "LoadedShard", query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:
-    from workbench.chem.fingerprints import screen
     from workbench.chem.loaded import CACHE
     from workbench.chem.screening import query_screen
 
-    rows = screen(shard.pattern(), query_screen(query))
+    rows = shard.screen(query_screen(query))
     if limit is not None:  # match in CID order, so the first ``limit`` hits are the lowest CIDs
-        rows = rows[shard.cids[rows].argsort(kind="stable")]
+        rows = rows[shard.cids(rows).argsort(kind="stable")]
     return shard.records(shard.match(rows, query, allowance=CACHE.room(), limit=limit))
 
 

@@ -1,17 +1,25 @@
-"""The chemistry index: one Parquet file per shard at ``ShardInfo.index_path``.
+"""The chemistry index: one Arrow IPC file per shard at ``ShardInfo.index_path``.
 
-Format ``workbench-chem-index`` version 1. Columns, one row per shard line, in shard order:
+Format ``workbench-chem-index`` version 2, built for the cold, memory-bound case: the file is
+uncompressed and memory-mapped, so a search reads fingerprints straight from the page cache (no
+decompression, no copy into the process: file-backed pages, not anonymous memory) and touches a
+molecule's pickle only when it survives the screen. Record batches of up to ``BATCH_ROWS`` rows,
+in shard order; each batch holds, one row per shard line:
 
-=========  ==========================  ===================================================
-cid        int64                       the record's CID
-smiles     string                      the SMILES as stored in the shard
-mol        binary (null: unparsable)   RDKit binary pickle of ``Chem.MolFromSmiles(smiles)``
-pattern    fixed_size_binary(256)      RDKit pattern fingerprint, 2048 bits (screen)
-morgan     fixed_size_binary(256)      Morgan radius 2, 2048 bits (similarity)
-=========  ==========================  ===================================================
+================  ===========================  ==============================================
+cid               int64                        the record's CID
+smiles            string                       the SMILES as stored in the shard
+mol               binary (null: unparsable)    RDKit binary pickle of ``Chem.MolFromSmiles``
+p00 … p31         uint64                       pattern fingerprint (2048 bits), word ``j`` of
+                                               every row: the screen's transposed layout
+morgan_row        uint32                       Morgan (radius 2, 2048 bits) in popcount order:
+morgan_count      uint16                       position ``k`` holds batch row ``morgan_row[k]``,
+m000 … m255       uint8                        its popcount (ascending; unparsable rows last,
+                                               ``NO_MORGAN``) and byte ``b`` of its fingerprint
+================  ===========================  ==============================================
 
-Records RDKit cannot parse keep their row with null ``mol``/``pattern``/``morgan``: they are
-counted and listed, never dropped. The file's key-value metadata ``workbench.index`` holds the
+Records RDKit cannot parse keep their row with null ``mol`` and zero fingerprints: they are
+counted and listed, never dropped. The schema's key-value metadata ``workbench.index`` holds the
 parameters and the sha256 of the shard it was built from; the manifest's ``index`` dict holds the
 same parameters plus, per shard, ``sha256`` (of the shard), ``records``, ``invalid`` and the index
 file's own ``file_sha256`` and ``file_bytes``. Workers check a file against those before using it
@@ -27,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ChemIndexError
+from workbench.storage.integrity import has_digest, remember_digest
 from workbench.storage.integrity import sha256_file as file_sha256
 from workbench.storage.manifest import Manifest, ShardInfo
 
@@ -34,14 +43,17 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 INDEX_FORMAT = "workbench-chem-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 META_KEY = b"workbench.index"
 INVALID_LIST = "index/invalid.tsv"
-ROW_GROUP = 20_000
+BATCH_ROWS = 65_536  # rows per record batch: the unit of building (bounded memory) and of search
 
 FP_BITS = 2048
 FP_BYTES = FP_BITS // 8
 FP_WORDS = FP_BITS // 64
+PATTERN_COLUMNS = [f"p{j:02d}" for j in range(FP_WORDS)]
+MORGAN_COLUMNS = [f"m{b:03d}" for b in range(FP_BYTES)]
+NO_MORGAN = FP_BITS + 1  # ``morgan_count`` of an unparsable row: sorts after every popcount
 
 #: The fingerprints the index holds; an index built with other values is refused.
 FINGERPRINTS = {
@@ -89,15 +101,45 @@ def index_schema() -> "pa.Schema":
     import pyarrow as pa
 
     return pa.schema([("cid", pa.int64()), ("smiles", pa.string()), ("mol", pa.binary()),
-                      ("pattern", pa.binary(FP_BYTES)), ("morgan", pa.binary(FP_BYTES))])
+                      *[(name, pa.uint64()) for name in PATTERN_COLUMNS],
+                      ("morgan_row", pa.uint32()), ("morgan_count", pa.uint16()),
+                      *[(name, pa.uint8()) for name in MORGAN_COLUMNS]])
+
+
+def open_index(index_path: str) -> "pa.ipc.RecordBatchFileReader":
+    """The index file, memory-mapped (its pages stay file-backed: the page cache, not this process)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_file(pa.memory_map(index_path, "r"))
+
+
+def index_rows(index_path: str) -> "pa.Table":
+    """An index file as one row per record, in shard order: ``cid``, ``smiles``, ``mol`` and the
+    ``pattern`` and ``morgan`` fingerprints as raw bytes (``FP_BYTES`` each; zero when unparsable).
+    For inspection and tests: searches read the mapped columns directly."""
+    import numpy as np
+    import pyarrow as pa
+
+    parts = []
+    for batch in open_index(index_path).read_all().to_batches():
+        n = batch.num_rows
+        pattern = np.stack([batch.column(c).to_numpy() for c in PATTERN_COLUMNS], axis=1).astype("<u8")
+        morgan = np.empty((n, FP_BYTES), dtype=np.uint8)
+        morgan[batch.column("morgan_row").to_numpy()] = np.stack([batch.column(c).to_numpy() for c in MORGAN_COLUMNS], axis=1)
+        fixed = pa.binary(FP_BYTES)
+        parts.append(pa.table({
+            "cid": batch.column("cid"), "smiles": batch.column("smiles"), "mol": batch.column("mol"),
+            "pattern": pa.FixedSizeBinaryArray.from_buffers(fixed, n, [None, pa.py_buffer(pattern.tobytes())]),
+            "morgan": pa.FixedSizeBinaryArray.from_buffers(fixed, n, [None, pa.py_buffer(morgan.tobytes())])}))
+    schema = pa.schema([("cid", pa.int64()), ("smiles", pa.string()), ("mol", pa.binary()),
+                        ("pattern", pa.binary(FP_BYTES)), ("morgan", pa.binary(FP_BYTES))])
+    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
 def read_index_meta(index_path: str) -> dict[str, Any] | None:
     """The ``workbench.index`` metadata of one index file, or None if absent or unreadable."""
-    import pyarrow.parquet as pq
-
     try:
-        meta = pq.read_metadata(index_path).metadata or {}
+        meta = open_index(index_path).schema.metadata or {}
         return json.loads(meta[META_KEY])
     except Exception:  # missing, no metadata key, bad JSON, or ArrowInvalid for a truncated file
         return None
@@ -108,6 +150,7 @@ def built_entry(root: Path, shard: ShardInfo, invalid: int) -> dict[str, Any]:
     path = root / shard.index_path
     try:
         digest, size = file_sha256(path), path.stat().st_size
+        remember_digest(path, digest)
     except OSError as exc:
         raise ChemIndexError(f"shard {shard.name}: cannot read the index file just built at {path} "
                           f"({exc.strerror or exc}); build the index where the dataset lives") from None
@@ -115,12 +158,13 @@ def built_entry(root: Path, shard: ShardInfo, invalid: int) -> dict[str, Any]:
             "file_sha256": digest, "file_bytes": size}
 
 
-def index_file_problem(index_path: str, shard: ShardInfo) -> str | None:
+def index_file_problem(index_path: str, shard: ShardInfo, rehash: bool = False) -> str | None:
     """Why the index file at ``index_path`` must not be read for ``shard`` (None: it may).
 
     The file must have the size and sha256 the manifest recorded when it was built from these
-    exact shard bytes, and its own metadata must agree. ``shard.index_sha256`` is None when the
-    manifest vouches for no index file (the shard is not indexed): then the answer is ``""``.
+    exact shard bytes, and its own metadata must agree. The sha256 is computed once per file
+    version per machine (``has_digest``), or again with ``rehash``. ``shard.index_sha256`` is None
+    when the manifest vouches for no index file (the shard is not indexed): then the answer is ``""``.
     """
     if not shard.index_sha256:
         return ""
@@ -132,10 +176,10 @@ def index_file_problem(index_path: str, shard: ShardInfo) -> str | None:
     if size != shard.index_bytes:
         return f"{where} is damaged or was replaced ({size:,} bytes, {shard.index_bytes:,} when it was built)"
     try:
-        digest = file_sha256(index_path)
+        intact = file_sha256(index_path) == shard.index_sha256 if rehash else has_digest(index_path, shard.index_sha256)
     except OSError as exc:
         return f"{where} cannot be read ({exc.strerror or exc})"
-    if digest != shard.index_sha256:
+    if not intact:
         return f"{where} is damaged or was replaced (its sha256 differs from the one recorded when it was built)"
     meta = read_index_meta(index_path)
     if not meta or incompatibility(meta) or meta.get("shard_sha256") != shard.sha256:
@@ -149,7 +193,7 @@ def stale_shards(root: Path, manifest: Manifest, force: bool = False) -> list[Sh
     other bytes or with other parameters."""
     if force or not manifest.index or incompatibility(manifest.index):
         return list(manifest.shards)
-    return [s for s in manifest.shards if index_file_problem(str(root / s.index_path), s) is not None]
+    return [s for s in manifest.shards if index_file_problem(str(root / s.index_path), s, rehash=True) is not None]
 
 
 def record_built(manifest: Manifest, built: dict[str, dict[str, Any]], reset: bool) -> None:
@@ -165,13 +209,12 @@ def invalid_records(root: Path, manifest: Manifest) -> "pa.Table":
     """Every record RDKit cannot parse, over all indexed shards, as a table of cid, smiles."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     tables = []
     for shard in manifest.shards:
         path = root / shard.index_path
         if shard.index_sha256 and (manifest.index or {}).get("shards", {}).get(shard.name, {}).get("invalid"):
-            t = pq.read_table(path, columns=["cid", "smiles", "mol"])
+            t = open_index(str(path)).read_all().select(["cid", "smiles", "mol"])
             tables.append(t.filter(pc.is_null(t["mol"])).select(["cid", "smiles"]))
     schema = pa.schema([("cid", pa.int64()), ("smiles", pa.string())])
     return pa.concat_tables(tables) if tables else schema.empty_table()

@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import stat
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,254}$")
 #: The key under ``manifest.index["shards"][NAME]`` holding the sha256 of that shard's index file.
 INDEX_DIGEST_KEY = "file_sha256"
+#: Files changed this recently are hashed again each time (``has_digest``).
+RACY_SECONDS = 2
 
 
 # -- containment ---------------------------------------------------------------------------
@@ -117,6 +120,48 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     """The sha256 of a file (hashlib reads it in blocks, releasing the GIL)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def has_digest(path: str | os.PathLike[str], sha256: str) -> bool:
+    """Whether the file at ``path`` has the digest ``sha256``, hashing each file version once per
+    machine: a match is remembered under ``cache_dir()/hashed/``, keyed by the file's identity
+    (real path, device, inode, size, mtime and ctime — any write, replacement or ``touch`` makes a
+    new version, and ctime cannot be set back), so the next process only ``stat``s the file.
+    A file changed within the last ``RACY_SECONDS`` is not remembered: a second write within one
+    tick of the clock would keep its times. Rot on the medium under an unchanged inode is what
+    ``workbench verify`` finds."""
+    stamp = _stamp(path, sha256, remember=False)
+    if stamp is not None and stamp.exists():
+        return True
+    if sha256_file(path) != sha256:
+        return False
+    remember_digest(path, sha256)
+    return True
+
+
+def remember_digest(path: str | os.PathLike[str], sha256: str) -> None:
+    """Record that this version of ``path`` was just hashed to ``sha256`` (see ``has_digest``)."""
+    stamp = _stamp(path, sha256)
+    if stamp is not None:
+        try:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.touch()
+        except OSError:  # a read-only home: hashed again next time
+            pass
+
+
+def _stamp(path: str | os.PathLike[str], sha256: str, remember: bool = True) -> Path | None:
+    from workbench.util.downloads import cache_dir
+
+    try:
+        st = os.stat(path)
+        if remember and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_SECONDS * 1e9:
+            return None
+        key = "\0".join(map(str, (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                                   st.st_ctime_ns, sha256)))
+        return cache_dir() / "hashed" / hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ class ShardInfo:
     @property
     def index_path(self) -> str:
         """Where the chemistry index of this shard lives, relative to the dataset directory."""
-        return f"index/{self.name}.parquet"
+        return f"index/{self.name}.arrow"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ShardInfo":
