@@ -26,13 +26,20 @@ from data import ROOT, real_smiles  # noqa: E402
 from substructure_vs_substructlibrary import panel  # noqa: E402
 
 
-def anonymous_rss() -> int:
-    """``RssAnon`` of this process and all its descendants, in bytes."""
+def anonymous_rss(pid: int | None = None) -> int:
+    """``RssAnon`` of this process (or ``pid``) and all its descendants, in bytes."""
     import psutil
 
     total = 0
-    me = psutil.Process()
-    for proc in [me, *me.children(recursive=True)]:
+    try:
+        me = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return 0
+    try:
+        tree = [me, *me.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for proc in tree:
         try:
             with open(f"/proc/{proc.pid}/status") as fh:
                 for line in fh:
