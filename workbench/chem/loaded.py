@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 from rdkit import Chem
 
-from workbench.chem.molecules import match_pickles, mol_from_pickle
+from workbench.chem.molecules import has_match, match_pickles, mol_from_pickle
 from workbench.chem.similarity import MorganBatches, MorganSearch
 from workbench.storage.index import MORGAN_COLUMNS, PATTERN_COLUMNS, open_index
 
@@ -195,7 +195,7 @@ class LoadedShard:
                 mol = mol_from_pickle(self._pickle(i))
                 if keep > 0:
                     cached[i], keep = mol, keep - 1
-            if mol.HasSubstructMatch(query):
+            if has_match(mol, query):
                 hits.append(i)
                 if limit is not None and len(hits) >= limit:
                     break

@@ -26,11 +26,20 @@ def mol_to_pickle(mol: Chem.Mol) -> bytes:
 
 
 def mol_from_pickle(data: bytes) -> Chem.Mol:
-    """A molecule back from its pickle, already sanitised, with its rings perceived as
-    ``Chem.MolFromSmiles`` perceives them (symmetrised SSSR): no SMILES parsing, no other perception."""
-    mol = Chem.Mol(data)
-    Chem.GetSymmSSSR(mol)
-    return mol
+    """A molecule back from its pickle, already sanitised: no SMILES parsing, no perception. Its
+    rings are found when a query first asks about them (``has_match``)."""
+    return Chem.Mol(data)
+
+
+def has_match(mol: Chem.Mol, query: Chem.Mol) -> bool:
+    """``mol.HasSubstructMatch(query)`` for a molecule from ``mol_from_pickle``: when the query asks
+    about rings ("RingInfo not initialized"), they are perceived as ``Chem.MolFromSmiles`` does
+    (symmetrised SSSR), kept on ``mol``, and the match is made again."""
+    try:
+        return mol.HasSubstructMatch(query)
+    except RuntimeError:
+        Chem.GetSymmSSSR(mol)
+        return mol.HasSubstructMatch(query)
 
 
 def match_pickles(pickles: list[bytes], query: Chem.Mol) -> list[int]:
@@ -52,7 +61,7 @@ def match_pickles(pickles: list[bytes], query: Chem.Mol) -> list[int]:
         return list(library.GetMatches(query, Chem.SubstructMatchParameters(), numThreads=1,
                                        maxResults=max(1, len(pickles))))
     except RuntimeError:
-        return [i for i, data in enumerate(pickles) if mol_from_pickle(data).HasSubstructMatch(query)]
+        return [i for i, data in enumerate(pickles) if has_match(mol_from_pickle(data), query)]
 
 
 def read_shard_records(path: str, batch: int = 20_000) -> Iterator[tuple[list[int], list[str]]]:
