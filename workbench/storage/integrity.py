@@ -219,7 +219,10 @@ def _check_local(root: Path, f: Expected) -> Problem | None:
     except OSError as exc:
         return Problem(f.shard, f.rel, f"unreadable: {exc.strerror}")
     if f.sha256 is not None:
-        return None if digest == f.sha256 else Problem(f.shard, f.rel, "sha256 mismatch")
+        if digest != f.sha256:
+            return Problem(f.shard, f.rel, "sha256 mismatch")
+        remember_digest(path, digest)  # searches need not hash this version again
+        return None
     from workbench.storage.index import read_index_meta  # no digest recorded: the file must say what it indexes
 
     meta = read_index_meta(str(path))
