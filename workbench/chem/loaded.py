@@ -147,8 +147,9 @@ class LoadedShard:
         """Tanimoto search over the valid rows' Morgan fingerprints (popcount order, per batch)."""
         return MorganBatches([b.morgan() for b in self._batches])
 
-    def match(self, rows: np.ndarray, query: Chem.Mol, allowance: int, limit: int | None = None) -> list[int]:
-        """The ``rows`` whose molecule has a substructure match for ``query``, in the order given.
+    def match(self, rows: np.ndarray, query: Chem.Mol, allowance: int, limit: int | None = None) -> np.ndarray:
+        """The ``rows`` whose molecule has a substructure match for ``query``: ascending, or with
+        ``limit`` the first ``limit`` in the order given.
 
         Molecules already decoded are matched directly; new ones are decoded from their pickles
         and kept while they fit in ``allowance`` bytes. Past that (without ``limit``), the rest
@@ -157,19 +158,20 @@ class LoadedShard:
         """
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
-            return []
+            return rows
         candidates = self._valid_rows(rows)
         keep = allowance // MOL_BYTES
         cached = self._mols
         if limit is not None:
-            return self._match_python(candidates.tolist(), query, keep, limit)
+            return np.array(self._match_python(candidates.tolist(), query, keep, limit), dtype=np.int64)
         known = np.fromiter((i in cached for i in candidates.tolist()), dtype=bool, count=len(candidates))
         fresh = candidates[~known]
-        hits = self._match_python(candidates[known].tolist() + fresh[:keep].tolist(), query, keep, None)
+        hits = np.array(self._match_python(candidates[known].tolist() + fresh[:keep].tolist(), query, keep, None),
+                        dtype=np.int64)
         rest = fresh[keep:]
         if len(rest):
-            hits += rest[match_pickles(self._pickles(rest), query)].tolist()
-        return sorted(hits)
+            hits = np.concatenate([hits, rest[np.asarray(match_pickles(self._pickles(rest), query), dtype=np.int64)]])
+        return np.sort(hits)
 
     def _valid_rows(self, rows: np.ndarray) -> np.ndarray:
         if all(not b.pickles.null_count for b in self._batches):
@@ -205,16 +207,23 @@ class LoadedShard:
         batch = self._batches[int(np.searchsorted(self._starts, row, side="right")) - 1]
         return batch.pickles[row - batch.offset].as_py()
 
-    def records(self, rows: np.ndarray | list[int]) -> tuple[list[int], list[str]]:
-        """CIDs and SMILES of shard ``rows``, in that order."""
+    def columns(self, rows: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+        """CIDs (numpy) and SMILES (Arrow) of shard ``rows``, in that order: no Python object per row."""
         rows = np.asarray(rows, dtype=np.int64)
-        if not len(rows):
-            return [], []
-        smiles: list[str] = [""] * len(rows)
+        order = np.empty(len(rows), dtype=np.int64)
+        parts, done = [], 0
         for batch, where, local in self._split(rows):
-            for j, smi in zip(where.tolist(), batch.batch.column("smiles").take(pa.array(local)).to_pylist()):
-                smiles[j] = smi
-        return self.cids(rows).tolist(), smiles
+            parts.append(batch.batch.column("smiles").take(pa.array(local)))
+            order[where] = np.arange(done, done + len(where))
+            done += len(where)
+        smiles = pa.concat_arrays(parts).take(pa.array(order)) if len(parts) > 1 else \
+            (parts[0] if parts else pa.array([], pa.string()))
+        return self.cids(rows), smiles
+
+    def records(self, rows: np.ndarray | list[int]) -> tuple[list[int], list[str]]:
+        """CIDs and SMILES of shard ``rows``, in that order, as Python lists."""
+        cids, smiles = self.columns(np.asarray(rows, dtype=np.int64))
+        return cids.tolist(), smiles.to_pylist()
 
     def close(self) -> None:
         self._batches = []

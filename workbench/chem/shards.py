@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 from workbench.chem.loaded import CACHE, FileKey, LoadedShard, file_key
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
     from workbench.storage.manifest import Manifest, ShardInfo
 
 
@@ -51,6 +54,20 @@ def forget_verdicts() -> None:
 def tsv_lines(*columns: Iterable[object]) -> bytes:
     """Result payload: one ``\\t``-joined line per row."""
     return "".join("\t".join(map(str, row)) + "\n" for row in zip(*columns)).encode("utf-8", "surrogateescape")
+
+
+def tsv_payload(cids: "np.ndarray", smiles: "pa.Array") -> bytes:
+    """``CID<TAB>SMILES`` lines built in Arrow, for many hits: no Python object per hit."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(cids):
+        return b""
+    lines = pc.binary_join_element_wise(pc.cast(pa.array(cids, pa.int64()), pa.string()),
+                                        pc.binary_join_element_wise(smiles, "", "\n"), "\t")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
+    return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]].tobytes()
 
 
 def index_coverage_notes(manifest: "Manifest") -> list[str]:

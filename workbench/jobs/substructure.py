@@ -16,6 +16,7 @@ from workbench.errors import QueryError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
 
 if TYPE_CHECKING:
+    import numpy as np
     from rdkit import Chem
 
     from workbench.chem.loaded import LoadedShard
@@ -43,15 +44,18 @@ class SubstructureJob(Job):
 
     def run(self, task: ShardTask) -> ShardOutput:
         from workbench.chem.query import substructure_query
-        from workbench.chem.shards import indexed_shard, tsv_lines
+        from workbench.chem.shards import indexed_shard, tsv_lines, tsv_payload
 
         query = substructure_query(self.query, self.smiles)
         shard, note = indexed_shard(task.index_path, task.shard)
-        cids, smiles = _match_index(shard, query, self.limit) if shard else _match_text(task.path, query, self.limit)
         notes = [note] if note else []
-        if self.count_only:
-            return ShardOutput(b"", len(cids), notes)
-        return ShardOutput(tsv_lines(cids, smiles), len(cids), notes)
+        if shard is not None:
+            rows = _match_index(shard, query, self.limit)
+            if self.count_only:
+                return ShardOutput(b"", len(rows), notes)
+            return ShardOutput(tsv_payload(*shard.columns(rows)), len(rows), notes)
+        cids, smiles = _match_text(task.path, query, self.limit)
+        return ShardOutput(b"" if self.count_only else tsv_lines(cids, smiles), len(cids), notes)
 
     @property
     def final_step(self) -> bool:
@@ -71,14 +75,15 @@ class SubstructureJob(Job):
         return hits if self.limit is None else min(hits, self.limit)
 
 
-def _match_index(shard: "LoadedShard", query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:
+def _match_index(shard: "LoadedShard", query: "Chem.Mol", limit: int | None) -> "np.ndarray":
+    """Shard rows that match: ascending, or with ``limit`` the ``limit`` lowest CIDs in CID order."""
     from workbench.chem.loaded import CACHE
     from workbench.chem.screening import query_screen
 
     rows = shard.screen(query_screen(query))
     if limit is not None:  # match in CID order, so the first ``limit`` hits are the lowest CIDs
         rows = rows[shard.cids(rows).argsort(kind="stable")]
-    return shard.records(shard.match(rows, query, allowance=CACHE.room(), limit=limit))
+    return shard.match(rows, query, allowance=CACHE.room(), limit=limit)
 
 
 def _match_text(path: str, query: "Chem.Mol", limit: int | None) -> tuple[list[int], list[str]]:
