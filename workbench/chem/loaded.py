@@ -26,6 +26,7 @@ from workbench.storage.index import MORGAN_COLUMNS, PATTERN_COLUMNS, open_index
 MOL_BYTES = 24_000  # resident cost of one decoded drug-sized molecule (measured on MOSES), for the budgets
 MOL_CACHE_MB = 64  # default budget for decoded molecules per process
 MAX_OPEN = 256  # index files kept open (mapped) per process
+MATCH_CHUNK = 16_384  # survivors handed to RDKit at a time (their pickles are copied: ~5 MB)
 
 FileKey = tuple[str, int, int, int]  # real path, inode, size, mtime: one version of one file
 
@@ -169,8 +170,9 @@ class LoadedShard:
         hits = np.array(self._match_python(candidates[known].tolist() + fresh[:keep].tolist(), query, keep, None),
                         dtype=np.int64)
         rest = fresh[keep:]
-        if len(rest):
-            hits = np.concatenate([hits, rest[np.asarray(match_pickles(self._pickles(rest), query), dtype=np.int64)]])
+        for start in range(0, len(rest), MATCH_CHUNK):  # bounded: a chunk's pickles are copied out at a time
+            part = rest[start:start + MATCH_CHUNK]
+            hits = np.concatenate([hits, part[np.asarray(match_pickles(self._pickles(part), query), dtype=np.int64)]])
         return np.sort(hits)
 
     def _valid_rows(self, rows: np.ndarray) -> np.ndarray:
