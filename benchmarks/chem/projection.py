@@ -7,10 +7,11 @@ A roofline model per node, with the dataset split evenly over the nodes:
   efficiency measured here.
 - Memory-bound work (fingerprint scans of selective substructure screens and of similarity) takes the
   longer of that CPU time and the time to stream the bytes it reads per molecule through the node's
-  memory bandwidth (the index bytes per molecule, an upper bound, unless ``scan_bytes`` is given).
-- Memory: the search session's anonymous resident bytes per molecule measured here, scaled linearly,
-  plus the started processes; the index "fits in page cache" when index + shards fit in what is left of
-  the node's RAM (less a reserve for the OS). When it does not, a scan is also bounded by the disk.
+  memory bandwidth (one 256-byte fingerprint block per molecule, an upper bound).
+- Memory: a worker process maps the index (page cache), so its own (anonymous) memory is its peak
+  measured here, one worker per core; the client gathering results grows with the hits. Scans stay in
+  memory when the fingerprint blocks fit in what is left of the node's RAM (less a reserve for the OS);
+  otherwise they read the disk.
 
 Network, result gathering and stragglers are not modelled.
 """
@@ -51,7 +52,8 @@ def rates(measured: dict[str, Any]) -> dict[str, float]:
                                       "similarity_fp_per_cpu_s", "parallel_efficiency", "index_bytes_per_molecule",
                                       "shard_bytes_per_molecule", "anon_bytes_per_molecule",
                                       "baseline_anon_bytes", "cli_start_s", "scan_bytes_per_molecule",
-                                      "host_bandwidth")}
+                                      "hot_bytes_per_molecule", "worker_anon_bytes",
+                                      "client_anon_bytes_per_molecule", "host_bandwidth")}
 
 
 def _seconds(s: float) -> str:
@@ -71,13 +73,17 @@ def node_figures(m: dict[str, float], t: Target, molecules: int = PUBCHEM) -> di
     n = molecules / t.nodes
     cpu = t.core_factor * t.cores * min(1.0, m["parallel_efficiency"])  # this machine's cores' worth of work
 
+    index, shards = n * m["index_bytes_per_molecule"], n * m["shard_bytes_per_molecule"]
+    # a worker maps the index (page cache, not its own memory): its peak does not grow with the dataset
+    anon = m["worker_anon_bytes"] * t.cores
+    cache_room = t.ram - OS_RESERVE - anon
+    hot = n * m["hot_bytes_per_molecule"]
+    stream = t.bandwidth if hot <= cache_room else t.disk  # scans read the disk when fingerprints do not stay cached
+
     def scan(rate: float, memory_bound: bool) -> float:
         compute = n / (rate * cpu)
-        return max(compute, n * m["scan_bytes_per_molecule"] / t.bandwidth) if memory_bound else compute
+        return max(compute, n * m["scan_bytes_per_molecule"] / stream) if memory_bound else compute
 
-    index, shards = n * m["index_bytes_per_molecule"], n * m["shard_bytes_per_molecule"]
-    anon = n * m["anon_bytes_per_molecule"] + m["baseline_anon_bytes"] * t.cores / max(1, m.get("workers", 2))
-    cache_room = t.ram - OS_RESERVE - anon
     return {
         "molecules_per_node": n,
         "build_s": n / (m["build_mol_per_cpu_s"] * cpu),
@@ -85,10 +91,12 @@ def node_figures(m: dict[str, float], t: Target, molecules: int = PUBCHEM) -> di
         "selective_s": scan(m["selective_mol_per_cpu_s"], True),
         "many_hit_s": scan(m["many_hit_mol_per_cpu_s"], False),
         "similarity_s": scan(m["similarity_fp_per_cpu_s"], True),
-        "cli_start_s": m["cli_start_s"] / t.core_factor,
+        "cli_start_s": max(0.0, m["cli_start_s"]) / t.core_factor,
         "anon_bytes": anon,
         "fits_ram": anon + OS_RESERVE <= t.ram,
         "fits_page_cache": index + shards <= cache_room, "cache_room": max(0.0, cache_room),
+        "hot_bytes": hot, "hot_fits": hot <= cache_room,
+        "client_bytes": molecules * m["client_anon_bytes_per_molecule"],
         "cold_scan_s": n * m["scan_bytes_per_molecule"] / t.disk,
     }
 
@@ -112,9 +120,14 @@ def markdown(measured: dict[str, Any], targets: tuple[Target, ...] = (PI4, SERVE
         row("substructure, many hits (match-bound)", lambda f, t: _seconds(f["many_hit_s"])),
         row("similarity, top 10", lambda f, t: _seconds(f["similarity_s"])),
         row("+ start of a CLI command (cold process)", lambda f, t: _seconds(f["cli_start_s"])),
-        row("session RAM needed per node vs available",
+        row("worker processes' own memory per node (one per core) vs RAM",
             lambda f, t: f"{_gb(f['anon_bytes'])} of {_gb(t.ram)}" + ("" if f["fits_ram"] else " **does not fit**")),
-        row("index + shards fit in page cache",
+        row("fingerprints (what scans read) fit in page cache",
+            lambda f, t: (f"yes ({_gb(f['hot_bytes'])} of {_gb(f['cache_room'])})" if f["hot_fits"] else
+                          f"no ({_gb(f['hot_bytes'])} of {_gb(f['cache_room'])}): scans read the disk, "
+                          f"≥ {_seconds(f['cold_scan_s'])}")),
+        row("client holding a many-hit query's result (one machine)", lambda f, t: _gb(f["client_bytes"])),
+        row("whole index + shards fit in page cache",
             lambda f, t: (f"yes ({_gb(f['index_bytes'] + f['shard_bytes'])} of {_gb(f['cache_room'])} left)"
                           if f["fits_page_cache"] else
                           f"no ({_gb(f['index_bytes'] + f['shard_bytes'])}, {_gb(f['cache_room'])} left): a scan reads "
@@ -127,11 +140,14 @@ def markdown(measured: dict[str, Any], targets: tuple[Target, ...] = (PI4, SERVE
         f"{m['many_hit_mol_per_cpu_s']:,.0f} mol/s, similarity {m['similarity_fp_per_cpu_s']:,.0f} fingerprints/s; "
         f"parallel efficiency {m['parallel_efficiency']:.2f}; index {m['index_bytes_per_molecule']:.0f} B/molecule, "
         f"shards {m['shard_bytes_per_molecule']:.0f} B/molecule; session {m['anon_bytes_per_molecule']:,.0f} anonymous "
-        f"B/molecule; memory read bandwidth here {m['host_bandwidth'] / 1e9:.1f} GB/s (one core).",
+        f"B/molecule above the started processes (peak of one worker process {m['worker_anon_bytes'] / 1e6:,.0f} MB, "
+        f"client {m['client_anon_bytes_per_molecule']:,.0f} B/molecule: the result tables); "
+        f"memory read bandwidth here {m['host_bandwidth'] / 1e9:.1f} GB/s (one core).",
         "Assumptions: " + "; ".join(f"{t.name}: {t.basis}" for t in targets) + ".",
         "CPU-bound rows scale by per-core factor x cores x the efficiency measured here; memory-bound rows "
         f"(selective screen, similarity) are at least {m['scan_bytes_per_molecule']:.0f} B/molecule through the "
-        "node's memory bandwidth; RAM scales linearly with molecules per node; network and result gathering "
-        "are not modelled.",
+        "node's memory bandwidth (one fingerprint block, an upper bound), or its disk when the fingerprints do not "
+        "fit in the page cache; a worker's own memory is its measured peak (the index is mapped, not loaded); the "
+        "client's grows with the hits it gathers; network and result gathering are not modelled.",
     ]
     return "\n".join(lines + notes)

@@ -46,6 +46,8 @@ SUBSTRUCTURE = ("het_6666_A", "aryl_carbamate", "diacylhydrazine", "Benzylic_qua
                 "trifluoromethyl", "sulfonamide", "piperidine", "amide", "benzene", "C~N~O")
 SIMILAR = "CC(=O)Nc1ccc(O)cc1"
 SELECTIVE, MANY_HIT = 0.01, 0.10  # hit fractions: below is screen-bound, above is match-bound
+SCAN_BYTES = 256  # at most what a screen or a similarity search reads per molecule: one fingerprint block
+HOT_BYTES = 512  # both fingerprint blocks: what must stay in the page cache for scans not to read the disk
 
 
 def workbench_cli() -> list[str]:
@@ -247,6 +249,8 @@ def session(directory: Path, workers: int, passes: int) -> dict[str, Any]:
     The workers are started first (one substructure and one similarity query on ten molecules) so the
     baseline holds the interpreters and imports, not anything per molecule.
     """
+    import psutil
+
     import workbench as wb
 
     small = wb.open_dataset(warmup_dataset())
@@ -256,10 +260,14 @@ def session(directory: Path, workers: int, passes: int) -> dict[str, Any]:
     baseline = anonymous_rss()
     peak, done = baseline, threading.Event()
 
+    workers_peak, client_peak = 0, 0
+
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, workers_peak, client_peak
         while not done.wait(0.2):
             peak = max(peak, anonymous_rss())
+            client_peak = max(client_peak, own_anonymous_rss(os.getpid()))
+            workers_peak = max([workers_peak] + [own_anonymous_rss(p.pid) for p in psutil.Process().children(recursive=True)])
 
     threading.Thread(target=sample, daemon=True).start()
     rows = []
@@ -283,7 +291,17 @@ def session(directory: Path, workers: int, passes: int) -> dict[str, Any]:
     n = ds.manifest.records
     return {"molecules": n, "workers": workers, "passes": passes, "baseline_anon_rss": baseline,
             "peak_anon_rss": peak, "peak_anon_bytes_per_molecule": peak / n,
-            "marginal_anon_bytes_per_molecule": (peak - baseline) / n, "queries": rows}
+            "marginal_anon_bytes_per_molecule": (peak - baseline) / n,
+            "worker_peak_anon_rss": workers_peak, "client_peak_anon_rss": client_peak, "queries": rows}
+
+
+def own_anonymous_rss(pid: int) -> int:
+    """``RssAnon`` of one process (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next((int(line.split()[1]) * 1024 for line in fh if line.startswith("RssAnon:")), 0)
+    except OSError:
+        return 0
 
 
 def api_session(directory: Path, workers: int, passes: int) -> dict[str, Any]:
@@ -343,7 +361,9 @@ def derived(result: dict[str, Any]) -> dict[str, Any]:
         "parallel_efficiency": result["efficiency"]["efficiency"],
         "index_bytes_per_molecule": result["disk"]["index_bytes"] / n,
         "shard_bytes_per_molecule": result["disk"]["shard_bytes"] / n,
-        "scan_bytes_per_molecule": result["disk"]["index_bytes"] / n,
+        "scan_bytes_per_molecule": SCAN_BYTES, "hot_bytes_per_molecule": HOT_BYTES,
+        "worker_anon_bytes": api.get("worker_peak_anon_rss") or 0,
+        "client_anon_bytes_per_molecule": (api.get("client_peak_anon_rss") or 0) / n,
         "anon_bytes_per_molecule": api["marginal_anon_bytes_per_molecule"],
         "baseline_anon_bytes": api["baseline_anon_rss"],
         "cli_start_s": start[len(start) // 2] if start else 0.0,
