@@ -38,17 +38,26 @@ def truth(raw: np.ndarray, valid: np.ndarray, query: bytes) -> np.ndarray:
     return sims
 
 
+def search_over(raw: np.ndarray, valid: np.ndarray, layout: str):
+    """One sorted array, or uneven record batches each sorted on its own (as an index file holds them)."""
+    from workbench.chem.similarity import MorganBatches, MorganSearch, morgan_layout
+
+    if layout == "one":
+        return MorganSearch.from_fingerprints(raw, valid)
+    cuts = [0, 700, 701, 2000, len(raw)]
+    return MorganBatches([MorganSearch(*morgan_layout(raw[a:b], valid[a:b]), a) for a, b in zip(cuts, cuts[1:])])
+
+
 def queries(raw: np.ndarray) -> list[bytes]:
     picks = [0, 7, 100, 999, 2500, len(raw) - 1, len(raw) - 10, 3001]
     return [raw[i].tobytes() for i in picks] + [bytes(256), b"\xff" * 256]
 
 
+@pytest.mark.parametrize("layout", ["one", "batches"])
 @pytest.mark.parametrize("threshold", [0.0, 0.1, 0.35, 0.5, 0.7, 0.9, 1.0])
-def test_threshold_equals_bulk_tanimoto(fingerprints, threshold):
-    from workbench.chem.similarity import MorganSearch
-
+def test_threshold_equals_bulk_tanimoto(fingerprints, threshold, layout):
     raw, valid = fingerprints
-    search = MorganSearch.from_fingerprints(raw, valid)
+    search = search_over(raw, valid, layout)
     for query in queries(raw):
         expected = truth(raw, valid, query)
         rows, sims = search.threshold(query, threshold)
@@ -58,13 +67,12 @@ def test_threshold_equals_bulk_tanimoto(fingerprints, threshold):
         assert sims[order].tolist() == expected[want].tolist()  # bit-identical floats
 
 
+@pytest.mark.parametrize("layout", ["one", "batches"])
 @pytest.mark.parametrize("k", [1, 3, 10, 57, 5000])
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.75])
-def test_nearest_keeps_the_k_best_and_their_ties(fingerprints, k, threshold):
-    from workbench.chem.similarity import MorganSearch
-
+def test_nearest_keeps_the_k_best_and_their_ties(fingerprints, k, threshold, layout):
     raw, valid = fingerprints
-    search = MorganSearch.from_fingerprints(raw, valid)
+    search = search_over(raw, valid, layout)
     for query in queries(raw):
         expected = truth(raw, valid, query)
         rows, sims = search.nearest(query, k, threshold)

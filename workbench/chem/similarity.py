@@ -134,31 +134,8 @@ class MorganSearch:
 
     def nearest(self, query_raw: bytes, k: int, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Rows and scores of the ``k`` best with ``T >= threshold`` — with every row tying the
-        ``k``-th best, so that a cut by (score, CID) afterwards is exact.
-
-        Rings of falling bound ``r``: score the bins that may reach ``r`` (those not scored yet);
-        once ``k`` rows reach ``r``, every row that could tie or beat the ``k``-th best is among
-        them (unscored rows are strictly below ``r``).
-        """
-        query = np.frombuffer(query_raw, dtype=np.uint8)
-        qcount = int(np.bitwise_count(query).sum())
-        self.scored = 0
-        parts: list[tuple[int, np.ndarray]] = []  # (first sorted position, common counts) scored so far
-        read: tuple[int, int] | None = None
-        for ring in _RINGS:
-            bound = max(ring, threshold)
-            lo, hi = self._window(qcount, bound)
-            for a, b in [(lo, hi)] if read is None else [(lo, read[0]), (read[1], hi)]:
-                if b > a:
-                    parts.append((a, self._common(query, qcount, a, b)))
-            read = (lo, hi)
-            found = [self._select(common, qcount, a, bound) for a, common in parts]
-            if sum(len(keep) for keep, _ in found) >= k or bound <= threshold:
-                break
-        positions = np.concatenate([a + keep for (a, _), (keep, _) in zip(parts, found)]) if parts else np.zeros(0, np.int64)
-        sims = np.concatenate([s for _, s in found]) if parts else np.zeros(0)
-        keep = best_with_ties(sims, k)
-        return self.rows(positions[keep]), sims[keep]
+        ``k``-th best, so that a cut by (score, CID) afterwards is exact (``nearest_over``)."""
+        return nearest_over([self], query_raw, k, threshold)
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """Shard rows (int64) of sorted ``positions``."""
@@ -192,17 +169,43 @@ class MorganBatches:
         return _joined(found)
 
     def nearest(self, query_raw: bytes, k: int, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """As ``MorganSearch.nearest``; each part starts from the ``k``-th best of those before it."""
-        found: list[tuple[np.ndarray, np.ndarray]] = []
-        bar, sims = threshold, np.zeros(0)
-        for part in self.parts:
-            found.append(part.nearest(query_raw, k, bar))
-            sims = np.concatenate([sims, found[-1][1]])
-            if len(sims) >= k:
-                bar = max(bar, float(np.partition(sims, len(sims) - k)[len(sims) - k]))
-        rows, sims = _joined(found)
-        keep = best_with_ties(sims, k)
-        return rows[keep], sims[keep]
+        """As ``MorganSearch.nearest``, the rings taken over every part at once."""
+        return nearest_over(self.parts, query_raw, k, threshold)
+
+
+def nearest_over(parts: list[MorganSearch], query_raw: bytes, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best rows (and every row tying the ``k``-th) with ``T >= threshold`` over ``parts``.
+
+    Rings of falling bound ``r``: in every part, score the bins that may reach ``r`` (those not
+    scored yet); once ``k`` rows reach ``r``, every row that could tie or beat the ``k``-th best is
+    among them (unscored rows are strictly below ``r``).
+    """
+    query = np.frombuffer(query_raw, dtype=np.uint8)
+    qcount = int(np.bitwise_count(query).sum())
+    scored: list[list[tuple[int, np.ndarray]]] = [[] for _ in parts]  # per part: (first position, common counts)
+    read: list[tuple[int, int] | None] = [None] * len(parts)
+    for part in parts:
+        part.scored = 0
+    found: list[list[tuple[int, tuple[np.ndarray, np.ndarray]]]] = []
+    for ring in _RINGS:
+        bound = max(ring, threshold)
+        found = []
+        for i, part in enumerate(parts):
+            lo, hi = part._window(qcount, bound)
+            before = read[i]
+            for a, b in [(lo, hi)] if before is None else [(lo, before[0]), (before[1], hi)]:
+                if b > a:
+                    scored[i].append((a, part._common(query, qcount, a, b)))
+            read[i] = (lo, hi)
+            found.append([(a, part._select(common, qcount, a, bound)) for a, common in scored[i]])
+        if sum(len(keep) for f in found for _, (keep, _) in f) >= k or bound <= threshold:
+            break
+    rows = [part.rows(a + keep) for part, f in zip(parts, found) for a, (keep, _) in f]
+    sims = [s for f in found for _, (_, s) in f]
+    rows_all = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    sims_all = np.concatenate(sims) if sims else np.zeros(0)
+    keep = best_with_ties(sims_all, k)
+    return rows_all[keep], sims_all[keep]
 
 
 def _joined(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
