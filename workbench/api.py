@@ -243,6 +243,7 @@ def build_index(dataset: "Dataset", *, force: bool = False, backend: str = "loca
     elif manifest.index is None:
         index_files.record_built(manifest, {}, True)
         write_manifest(root, manifest)
+    index_files.remove_superseded(root, manifest)
     invalid = index_files.invalid_records(root, manifest)
     return IndexReport(shards=len(manifest.shards), built=len(todo), up_to_date=len(manifest.shards) - len(todo),
                        records=manifest.records, invalid=invalid,

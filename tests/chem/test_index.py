@@ -166,3 +166,17 @@ def test_jobs_round_trip_through_spec():
     for job in (IndexJob(), SubstructureJob("c1ccccc1", smiles=True, limit=3, count_only=True),
                 SimilarityJob("CCO", threshold=0.5, top=10)):
         assert job_from_spec(json.loads(json.dumps(job.spec()))) == job
+
+
+def test_rebuild_replaces_a_format_1_index(nci_indexed, tmp_path):
+    """An index from the Parquet format (v1) is refused, rebuilt as Arrow files, and its files removed."""
+    ds = indexed_copy(nci_indexed.directory, tmp_path / "ds")
+    old = [ds.directory / "index" / f"{s.name}.parquet" for s in ds.manifest.shards]
+    for path in old:
+        path.write_bytes(b"PAR1 an old index file")
+    _record_index_param(ds, "version", 1)
+    with pytest.raises(ChemIndexError, match="this workbench reads v2"):
+        ds.substructure("c1ccccc1")
+    report = ds.build_index()
+    assert report.built == len(ds.manifest.shards) and not any(p.exists() for p in old)
+    assert all((ds.directory / s.index_path).exists() for s in ds.manifest.shards)

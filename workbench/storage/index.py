@@ -205,6 +205,15 @@ def record_built(manifest: Manifest, built: dict[str, dict[str, Any]], reset: bo
     manifest.attach_index_files()
 
 
+def remove_superseded(root: Path, manifest: Manifest) -> None:
+    """Delete the format-1 files (``index/<shard>.parquet``) of shards the index now covers."""
+    for shard in manifest.shards:
+        if shard.index_sha256:
+            old = root / "index" / f"{shard.name}.parquet"
+            if old.is_file() and not old.is_symlink():
+                old.unlink()
+
+
 def invalid_records(root: Path, manifest: Manifest) -> "pa.Table":
     """Every record RDKit cannot parse, over all indexed shards, as a table of cid, smiles."""
     import pyarrow as pa
