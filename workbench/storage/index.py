@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ChemIndexError
-from workbench.storage.integrity import has_digest, remember_digest
-from workbench.storage.integrity import sha256_file as file_sha256
+from workbench.storage.integrity import has_digest, sha256_remembered
 from workbench.storage.manifest import Manifest, ShardInfo
 
 if TYPE_CHECKING:
@@ -149,8 +148,7 @@ def built_entry(root: Path, shard: ShardInfo, invalid: int) -> dict[str, Any]:
     """The manifest's ``index`` entry for a shard whose index file was just written."""
     path = root / shard.index_path
     try:
-        digest, size = file_sha256(path), path.stat().st_size
-        remember_digest(path, digest)
+        digest, size = sha256_remembered(path), path.stat().st_size
     except OSError as exc:
         raise ChemIndexError(f"shard {shard.name}: cannot read the index file just built at {path} "
                           f"({exc.strerror or exc}); build the index where the dataset lives") from None
@@ -176,7 +174,10 @@ def index_file_problem(index_path: str, shard: ShardInfo, rehash: bool = False) 
     if size != shard.index_bytes:
         return f"{where} is damaged or was replaced ({size:,} bytes, {shard.index_bytes:,} when it was built)"
     try:
-        intact = file_sha256(index_path) == shard.index_sha256 if rehash else has_digest(index_path, shard.index_sha256)
+        if rehash:
+            intact = sha256_remembered(index_path) == shard.index_sha256
+        else:
+            intact = has_digest(index_path, shard.index_sha256)
     except OSError as exc:
         return f"{where} cannot be read ({exc.strerror or exc})"
     if not intact:

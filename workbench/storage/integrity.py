@@ -124,44 +124,45 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def has_digest(path: str | os.PathLike[str], sha256: str) -> bool:
     """Whether the file at ``path`` has the digest ``sha256``, hashing each file version once per
-    machine: a match is remembered under ``cache_dir()/hashed/``, keyed by the file's identity
+    machine: a digest is remembered under ``cache_dir()/hashed/``, keyed by the file's identity
     (real path, device, inode, size, mtime and ctime — any write, replacement or ``touch`` makes a
     new version, and ctime cannot be set back), so the next process only ``stat``s the file.
-    A file changed within the last ``RACY_SECONDS`` is not remembered: a second write within one
-    tick of the clock would keep its times. Rot on the medium under an unchanged inode is what
-    ``workbench verify`` finds."""
-    stamp = _stamp(path, sha256, remember=False)
-    if stamp is not None and stamp.exists():
-        return True
-    if sha256_file(path) != sha256:
-        return False
-    remember_digest(path, sha256)
-    return True
+    Rot on the medium under an unchanged inode is what ``workbench verify`` finds."""
+    try:
+        if _stamp(path, os.stat(path), sha256).exists():
+            return True
+    except OSError:  # no stat, or no cache directory: hash (a missing file raises there)
+        pass
+    return sha256_remembered(path) == sha256
 
 
-def remember_digest(path: str | os.PathLike[str], sha256: str) -> None:
-    """Record that this version of ``path`` was just hashed to ``sha256`` (see ``has_digest``)."""
-    stamp = _stamp(path, sha256)
-    if stamp is not None:
+def sha256_remembered(path: str | os.PathLike[str]) -> str:
+    """``sha256_file``, remembering the digest of the version hashed (see ``has_digest``): only
+    when the file's identity is the same before and after hashing, and it has not changed within
+    the last ``RACY_SECONDS`` (a second write in the same clock tick would keep its times)."""
+    before = os.stat(path)
+    digest = sha256_file(path)
+    after = os.stat(path)
+    settled = time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) >= RACY_SECONDS * 1e9
+    if settled and _identity(before) == _identity(after):
         try:
+            stamp = _stamp(path, after, digest)
             stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.touch()
         except OSError:  # a read-only home: hashed again next time
             pass
+    return digest
 
 
-def _stamp(path: str | os.PathLike[str], sha256: str, remember: bool = True) -> Path | None:
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _stamp(path: str | os.PathLike[str], st: os.stat_result, sha256: str) -> Path:
     from workbench.util.downloads import cache_dir
 
-    try:
-        st = os.stat(path)
-        if remember and time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_SECONDS * 1e9:
-            return None
-        key = "\0".join(map(str, (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-                                   st.st_ctime_ns, sha256)))
-        return cache_dir() / "hashed" / hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-    except OSError:
-        return None
+    key = "\0".join(map(str, (os.path.realpath(path), *_identity(st), sha256)))
+    return cache_dir() / "hashed" / hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -213,16 +214,13 @@ def verify_local(root: Path, manifest: "Manifest", threads: int = 2) -> tuple[li
 def _check_local(root: Path, f: Expected) -> Problem | None:
     path = root / f.rel
     try:
-        digest = sha256_file(path)
+        digest = sha256_remembered(path)  # a later search need not hash this version again
     except FileNotFoundError:
         return Problem(f.shard, f.rel, "missing")
     except OSError as exc:
         return Problem(f.shard, f.rel, f"unreadable: {exc.strerror}")
     if f.sha256 is not None:
-        if digest != f.sha256:
-            return Problem(f.shard, f.rel, "sha256 mismatch")
-        remember_digest(path, digest)  # searches need not hash this version again
-        return None
+        return None if digest == f.sha256 else Problem(f.shard, f.rel, "sha256 mismatch")
     from workbench.storage.index import read_index_meta  # no digest recorded: the file must say what it indexes
 
     meta = read_index_meta(str(path))
