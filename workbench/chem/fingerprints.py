@@ -41,14 +41,14 @@ def popcounts(fps: np.ndarray) -> np.ndarray:
     return np.bitwise_count(fps).sum(axis=1, dtype=np.int32)
 
 
-def screen(columns: np.ndarray | list[np.ndarray], query: np.ndarray, n: int | None = None) -> np.ndarray:
+def screen(columns: np.ndarray | list[np.ndarray], query: np.ndarray) -> np.ndarray:
     """Row numbers whose fingerprint has every bit of ``query`` set (candidates for a match).
 
     ``columns`` is the fingerprint matrix transposed, ``(FP_WORDS, n)`` (or ``FP_WORDS`` arrays of
     ``n`` words each, as an index file maps them). The query's most selective word is tested over
     all rows, each next word only over the rows still in.
     """
-    n = len(columns[0]) if n is None else n
+    n = len(columns[0])
     nz = np.flatnonzero(query)
     rows = np.arange(n)
     for j in nz[np.argsort(-np.bitwise_count(query[nz]), kind="stable")]:

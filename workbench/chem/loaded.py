@@ -61,7 +61,7 @@ class _Batch:
     """One record batch of an index file: mapped columns, read on first use."""
 
     def __init__(self, batch: pa.RecordBatch, offset: int):
-        self.batch, self.offset, self.n = batch, offset, batch.num_rows
+        self.batch, self.offset = batch, offset
         self.cids = _numpy(batch.column("cid"))
         self.pickles: pa.BinaryArray = batch.column("mol")
         self._valid: np.ndarray | None = None
@@ -102,7 +102,6 @@ class LoadedShard:
             batch = reader.get_batch(i)
             self._batches.append(_Batch(batch, offset))
             offset += batch.num_rows
-        self.n = offset
         self._starts = np.array([b.offset for b in self._batches], dtype=np.int64)
         self._mols: dict[int, Chem.Mol] = {}  # shard row -> decoded molecule (within the budgets)
 
@@ -134,7 +133,7 @@ class LoadedShard:
         """Shard rows (ascending) whose pattern fingerprint holds every bit of ``query_words``."""
         from workbench.chem.fingerprints import screen
 
-        parts = [b.offset + screen(b.pattern(), query_words, b.n) for b in self._batches]
+        parts = [b.offset + screen(b.pattern(), query_words) for b in self._batches]
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def cids(self, rows: np.ndarray) -> np.ndarray:
@@ -167,13 +166,13 @@ class LoadedShard:
             return np.array(self._match_python(candidates.tolist(), query, keep, limit), dtype=np.int64)
         known = np.fromiter((i in cached for i in candidates.tolist()), dtype=bool, count=len(candidates))
         fresh = candidates[~known]
-        hits = np.array(self._match_python(candidates[known].tolist() + fresh[:keep].tolist(), query, keep, None),
-                        dtype=np.int64)
+        hits = [np.array(self._match_python(candidates[known].tolist() + fresh[:keep].tolist(), query, keep, None),
+                         dtype=np.int64)]
         rest = fresh[keep:]
         for start in range(0, len(rest), MATCH_CHUNK):  # bounded: a chunk's pickles are copied out at a time
             part = rest[start:start + MATCH_CHUNK]
-            hits = np.concatenate([hits, part[np.asarray(match_pickles(self._pickles(part), query), dtype=np.int64)]])
-        return np.sort(hits)
+            hits.append(part[np.asarray(match_pickles(self._pickles(part), query), dtype=np.int64)])
+        return np.sort(np.concatenate(hits))
 
     def _valid_rows(self, rows: np.ndarray) -> np.ndarray:
         if all(not b.pickles.null_count for b in self._batches):
