@@ -127,6 +127,17 @@ def check_once(results, dataset) -> None:
     assert set(counts.values()) == {1}
 
 
+def run_while_killing(killer: Killer, dataset, job, expected: list[bytes], trial: int, **options):
+    """Run ``job`` while ``killer`` strikes: the lines equal ``expected``, each shard's exactly once.
+    Returns the run (its stats; ``killer.killed`` says what was hit)."""
+    with killer:
+        run = dataset.run(job, **options)
+        results = list(run)
+    assert sorted_lines(results) == expected, f"trial {trial}"
+    check_once(results, dataset)
+    return run
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():

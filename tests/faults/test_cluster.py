@@ -22,7 +22,7 @@ from tests.docker.conftest import (  # noqa: F401  (fixtures)
     wait_for_no_containers,
     worker_images,
 )
-from tests.faults.conftest import SLOW_PATTERN, Killer, check_once, own_containers, sorted_lines, trial_rngs
+from tests.faults.conftest import SLOW_PATTERN, Killer, own_containers, run_while_killing, sorted_lines, trial_rngs
 from tests.helpers import gnu_grep, shard_files
 from workbench.backends import close_all
 from workbench.cluster.inventory import load_cluster
@@ -113,11 +113,8 @@ def lost_node_trials(name: str, cluster_file, dataset, nodes: list[str], options
     placement = dataset.manifest.placement
     for trial, rng in trial_rngs(name, NODE_TRIALS):
         victim = rng.choice(nodes)
-        with Killer(rng, lambda v=victim: [v], lambda n: stop_node(cluster_file, n), window=(0.05, 0.8 * seconds)) as killer:
-            run = dataset.run(job, **options)
-            results = list(run)
-        assert sorted_lines(results) == expected, f"trial {trial}"
-        check_once(results, dataset)
+        killer = Killer(rng, lambda v=victim: [v], lambda n: stop_node(cluster_file, n), window=(0.05, 0.8 * seconds))
+        run = run_while_killing(killer, dataset, job, expected, trial, **options)
         for entry in run.stats.shards:
             holders = nodes if placement["mode"] == "shared" else placement["shards"][entry["shard"]]
             assert entry["node"] in holders
@@ -146,12 +143,8 @@ def test_killed_containers_docker_cluster(shared, engines_file, nodes, worker_im
     expected = gnu_grep(shard_files(shared.directory), "-e", SLOW_PATTERN)
     options = {"backend": "docker", "cluster": str(engines_file), "insecure_engine": True}
     for trial, rng in trial_rngs("docker-cluster-containers", NODE_TRIALS):
-        with Killer(rng, lambda: own_containers(docker_client), lambda c: c.kill(),
-                    window=(0.05, 1.0)):
-            run = shared.run(job, **options)
-            results = list(run)
-        assert sorted_lines(results) == expected, f"trial {trial}"
-        check_once(results, shared)
+        killer = Killer(rng, lambda: own_containers(docker_client), lambda c: c.kill(), window=(0.05, 1.0))
+        run = run_while_killing(killer, shared, job, expected, trial, **options)
         assert {s["node"] for s in run.stats.shards} == set(nodes)  # shards handed out to every node
     close_all()
     assert wait_for_no_containers(docker_client, ignore=existing_containers) == []

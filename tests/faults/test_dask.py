@@ -6,7 +6,7 @@ import psutil
 import pytest
 
 from tests.backends.test_dask import dask_processes
-from tests.faults.conftest import SLOW_PATTERN, TRIALS, Killer, check_once, descendants, named, sorted_lines, trial_rngs
+from tests.faults.conftest import SLOW_PATTERN, TRIALS, Killer, descendants, named, run_while_killing, sorted_lines, trial_rngs
 from tests.helpers import gnu_grep, shard_files
 from workbench.jobs.grep import GrepJob
 
@@ -39,11 +39,8 @@ def test_killed_dask_workers_and_their_greps_are_retried(faults_dataset, schedul
     with Client(scheduler, timeout=30) as client:
         for trial, rng in trial_rngs("dask-scheduler"):
             client.wait_for_workers(2, timeout=60)  # a killed worker's nanny has started its successor
-            with Killer(rng, worker_tree, psutil.Process.kill, window=(0.05, 1.0)) as killer:
-                run = ds.run(job, **options)
-                results = list(run)
-            assert sorted_lines(results) == expected, f"trial {trial}"
-            check_once(results, ds)
+            killer = Killer(rng, worker_tree, psutil.Process.kill, window=(0.05, 1.0))
+            run = run_while_killing(killer, ds, job, expected, trial, **options)
             assert run.stats.retries == 0 or killer.killed  # no retry without a fault
             retries += run.stats.retries
     assert retries >= TRIALS // 2

@@ -12,7 +12,7 @@ from tests.docker.conftest import (  # noqa: F401  (fixtures)
     wait_for_no_containers,
     worker_images,
 )
-from tests.faults.conftest import SLOW_PATTERN, TRIALS, Killer, check_once, own_containers, sorted_lines, trial_rngs
+from tests.faults.conftest import SLOW_PATTERN, TRIALS, Killer, own_containers, run_while_killing, sorted_lines, trial_rngs
 from tests.helpers import gnu_grep, shard_files
 from workbench.backends import close_all
 from workbench.jobs.grep import GrepJob
@@ -41,12 +41,9 @@ def test_killed_containers_are_retried(faults_dataset, worker_images, docker_cli
     seconds = time.perf_counter() - start
     retries = 0
     for trial, rng in trial_rngs("docker"):
-        with Killer(rng, lambda: own_containers(docker_client), kill_container,
-                    window=(0.05, 0.8 * seconds), kills=rng.randint(1, 2)) as killer:
-            run = ds.run(job, backend="docker", workers=2)
-            results = list(run)
-        assert sorted_lines(results) == expected, f"trial {trial}"
-        check_once(results, ds)
+        killer = Killer(rng, lambda: own_containers(docker_client), kill_container,
+                        window=(0.05, 0.8 * seconds), kills=rng.randint(1, 2))
+        run = run_while_killing(killer, ds, job, expected, trial, backend="docker", workers=2)
         assert run.stats.retries <= len(killer.killed)  # one failed attempt per killed container
         retries += run.stats.retries
     assert retries >= TRIALS // 2
@@ -59,11 +56,8 @@ def test_killed_python_worker_containers_are_retried(faults_dataset, worker_imag
     ds, job = faults_dataset, SubstructureJob(query="c1ccccc1N")
     expected = sorted_lines(ds.run(job))
     for trial, rng in trial_rngs("docker-rdkit", max(TRIALS // 4, 1)):
-        with Killer(rng, lambda: own_containers(docker_client), kill_container,
-                    window=(0.5, 2.0)):
-            results = list(ds.run(job, backend="docker", workers=2))
-        assert sorted_lines(results) == expected, f"trial {trial}"
-        check_once(results, ds)
+        killer = Killer(rng, lambda: own_containers(docker_client), kill_container, window=(0.5, 2.0))
+        run_while_killing(killer, ds, job, expected, trial, backend="docker", workers=2)
 
 
 def test_shard_timeout_removes_the_container(faults_dataset, worker_images, docker_client,  # noqa: F811

@@ -20,9 +20,9 @@ from tests.faults.conftest import (
     TRIALS,
     Killer,
     anywhere,
-    check_once,
     descendants,
     named,
+    run_while_killing,
     sorted_lines,
     trial_rngs,
 )
@@ -48,12 +48,9 @@ def test_killed_grep_processes_are_retried(faults_dataset):
     _, seconds = timed(ds.run(job, workers=2))
     retries = 0
     for trial, rng in trial_rngs("local-grep"):
-        with Killer(rng, lambda: descendants(named("grep")), psutil.Process.kill, window=(0.05, 0.8 * seconds),
-                    kills=rng.randint(1, 2)) as killer:
-            run = ds.run(job, workers=2)
-            results = list(run)
-        assert sorted_lines(results) == expected, f"trial {trial}"
-        check_once(results, ds)
+        killer = Killer(rng, lambda: descendants(named("grep")), psutil.Process.kill, window=(0.05, 0.8 * seconds),
+                        kills=rng.randint(1, 2))
+        run = run_while_killing(killer, ds, job, expected, trial, workers=2)
         assert run.stats.retries <= len(killer.killed)  # one failed attempt per killed grep
         retries += run.stats.retries
         assert not descendants(named("grep"))
@@ -76,11 +73,8 @@ def test_killed_pool_worker_processes_are_retried(faults_dataset):
 
     for trial, rng in trial_rngs("local-processes"):
         get_backend("local", workers=2).client()  # the pool is whole again (a killed worker's nanny restarts it)
-        with Killer(rng, workers, psutil.Process.kill, window=(0.05, 0.7 * seconds)) as killer:
-            run = ds.run(job, workers=2)
-            results = list(run)
-        assert sorted_lines(results) == expected, f"trial {trial}"
-        check_once(results, ds)
+        killer = Killer(rng, workers, psutil.Process.kill, window=(0.05, 0.7 * seconds))
+        run = run_while_killing(killer, ds, job, expected, trial, workers=2)
         assert run.stats.retries == 0 or killer.killed  # no retry without a fault
         retries += run.stats.retries
     assert retries >= TRIALS // 2
