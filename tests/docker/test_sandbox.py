@@ -65,15 +65,19 @@ def test_killed_worker_without_retries_fails_the_run_and_leaves_nothing(slow_dat
     assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
 
 
+def running(client, existing: frozenset[str]) -> list:
+    return [c for c in our_containers(client, existing) if c.status == "running"]
+
+
 def interrupted_cli_run(dataset, client, sig: int, existing: frozenset[str]) -> tuple[int, bytes]:
     """Start `workbench grep --backend docker`, send ``sig`` once both workers run; (exit status, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "grep", SLOW_PATTERN, "-d", str(dataset.directory),
                              "--backend", "docker", "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while len(our_containers(client, existing)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        while len(running(client, existing)) < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert len(our_containers(client, existing)) == 2, "the run did not start its two workers"
+        assert len(running(client, existing)) == 2, "the run did not start its two workers"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -93,6 +97,25 @@ def test_killed_client_leaves_no_container(slow_dataset, worker_images, docker_c
     status, _ = interrupted_cli_run(slow_dataset, docker_client, signal.SIGKILL, existing_containers)
     assert status == -signal.SIGKILL
     assert wait_for_no_containers(docker_client, timeout=60, ignore=existing_containers) == []
+
+
+def test_containers_a_killed_client_never_started_are_orphans_to_remove(docker_client, worker_images,
+                                                                        existing_containers):
+    """Killed between create and start, a client leaves a "created" container that auto-remove never
+    deletes; each new pool removes those older than any start could take (by the engine's clock)."""
+    from workbench.containers.workers import RUN_LABEL, remove_orphans
+
+    orphan = docker_client.containers.create(worker_images.get("gnu-grep").tag, ["true"],
+                                             labels={RUN_LABEL: "killed-run"})
+    try:
+        assert remove_orphans(docker_client) == []  # just created: it may be starting
+        assert [c.id for c in our_containers(docker_client, existing_containers)] == [orphan.id]
+        time.sleep(1.1)
+        assert remove_orphans(docker_client, older_than=1) == [orphan.name]
+    finally:
+        if our_containers(docker_client, existing_containers):
+            orphan.remove(force=True)
+    assert our_containers(docker_client, existing_containers) == []
 
 
 def test_stopping_early_removes_containers(nci_dataset, worker_images, docker_client, existing_containers):

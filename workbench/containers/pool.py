@@ -20,7 +20,8 @@ from docker.utils import parse_bytes  # Docker's own reading of memory limits ("
 
 from workbench.containers.engine import connect, engine_url
 from workbench.containers.imagemap import normalize_arch
-from workbench.containers.workers import MOUNT, OUT_MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, sandbox
+from workbench.containers.workers import (MOUNT, OUT_MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, remove_orphans,
+                                          sandbox)
 from workbench.errors import BackendError, JobError, QueryError, TransientError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
 from workbench.util.scope import on_kill
@@ -92,6 +93,8 @@ class ContainerPool:
         self._count = 0  # containers started or starting, not yet removed
         self._lock = threading.Lock()
         self._closed = False
+        # containers a killed client created but never started; off the run's critical path
+        threading.Thread(target=remove_orphans, args=(client,), daemon=True).start()
 
     def run(self, job: Job, task: ShardTask, worker: WorkerContainer | None = None) -> tuple[ShardOutput, str, float]:
         """Run ``job`` on one shard in ``worker`` (taken with ``acquire``) or a free container;

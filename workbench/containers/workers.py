@@ -5,7 +5,9 @@ shard's argv, shell-quoted; for the Python worker the job spec and the shard's m
 as JSON) and, after each shard's output, writes ``TOKEN STATUS NBYTES\\n`` plus NBYTES of error text on stdout. Command
 images (grep, BusyBox) run that loop in ``sh``; the rdkit image runs ``python -m
 workbench.containers.worker --frame``. Containers are created with ``StdinOnce``: when the client goes
-away their stdin closes, the loop ends, and ``auto_remove`` deletes them.
+away their stdin closes, the loop ends, and ``auto_remove`` deletes them. A client killed between
+creating a container and starting it leaves it "created", which ``auto_remove`` never deletes:
+the next pool on that engine removes such orphans (``remove_orphans``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from workbench.util.polling import poll
 MOUNT = "/data"
 OUT_MOUNT = "/out"  # where containers of an engine on this host write shard output (see ContainerPool)
 RUN_LABEL = "workbench.run"
+#: A worker container still "created" (never started) this long after its creation is an orphan:
+#: create -> attach -> start takes well under a second, even on a busy board.
+ORPHAN_SECONDS = 120.0
 
 #: Runs each shell-quoted argv read on stdin (``shlex.join``; quoting makes ``eval`` safe). With
 #: ``WB_OUT`` set (an engine on this host), a shard's output goes to that file, not the attach stream.
@@ -164,6 +169,41 @@ def _frames(sock: Any) -> Any:
 
 def _raw(sock: Any) -> socket.socket:
     return getattr(sock, "_sock", sock)
+
+
+def remove_orphans(client: "docker.DockerClient", older_than: float = ORPHAN_SECONDS) -> list[str]:
+    """Remove worker containers never started, created over ``older_than`` s ago by the engine's
+    clock (a board without a real-time clock may be far off ours); their names."""
+    try:
+        created = client.containers.list(all=True, filters={"label": RUN_LABEL, "status": "created"})
+        if not created:
+            return []
+        now = _engine_time(client.info()["SystemTime"])
+    except (docker.errors.DockerException, OSError, KeyError, ValueError):
+        return []  # an engine we cannot ask: the run itself reports it
+    removed = []
+    for container in created:
+        try:
+            if now - _engine_time(container.attrs.get("Created", "")) > older_than:
+                container.remove(force=True)
+                removed.append(container.name)
+        except (docker.errors.DockerException, OSError, ValueError):
+            pass  # removed meanwhile, or a time we cannot read: leave it
+    return removed
+
+
+def _engine_time(stamp: str) -> float:
+    """Seconds since the epoch of an engine's RFC 3339 time (``2026-12-01T13:30:05.123456789Z``,
+    or with an offset as ``SystemTime`` has it on an engine not set to UTC)."""
+    import re
+    from datetime import datetime
+
+    parts = re.fullmatch(r"([0-9-]+T[0-9:]+)(\.[0-9]+)?(Z|[+-][0-9:]+)", stamp)
+    if parts is None:
+        raise ValueError(f"not an engine time: {stamp!r}")
+    whole, fraction, zone = parts.groups()
+    seconds = datetime.fromisoformat(whole + zone.replace("Z", "+00:00")).timestamp()
+    return seconds + float(fraction or 0)
 
 
 def wait_gone(client: "docker.DockerClient", run_id: str, timeout: float = 10.0) -> None:
