@@ -20,8 +20,7 @@ from docker.utils import parse_bytes  # Docker's own reading of memory limits ("
 
 from workbench.containers.engine import connect, engine_url
 from workbench.containers.imagemap import normalize_arch
-from workbench.containers.workers import (MOUNT, OUT_MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, remove_orphans,
-                                          sandbox)
+from workbench.containers.workers import MOUNT, OUT_MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, remove_orphans, sandbox
 from workbench.errors import BackendError, JobError, QueryError, TransientError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
 from workbench.util.scope import on_kill
