@@ -180,3 +180,23 @@ def test_rebuild_replaces_a_format_1_index(nci_indexed, tmp_path):
     report = ds.build_index()
     assert report.built == len(ds.manifest.shards) and not any(p.exists() for p in old)
     assert all((ds.directory / s.index_path).exists() for s in ds.manifest.shards)
+
+
+def test_rebuild_deletes_what_a_killed_build_left_but_not_a_live_build_s_file(indexed):
+    """A SIGKILLed build leaves ``index/<shard>.arrow.tmp-PID``; the next build of that shard deletes
+    it once it is stale, and leaves a partial file another build is still writing."""
+    import os
+
+    from workbench.storage.index import PARTIAL_STALE_SECONDS
+
+    shard = indexed.manifest.shards[0]
+    final = indexed.directory / shard.index_path
+    killed, live = Path(f"{final}.tmp-4242"), Path(f"{final}.tmp-4343")
+    killed.write_bytes(b"half an index")
+    live.write_bytes(b"an index being written")
+    long_ago = final.stat().st_mtime - PARTIAL_STALE_SECONDS - 60
+    os.utime(killed, (long_ago, long_ago))
+    final.unlink()
+    assert indexed.build_index().built == 1
+    assert not killed.exists() and live.read_bytes() == b"an index being written"
+    assert sorted(p.name for p in final.parent.iterdir() if shard.name in p.name) == [final.name, live.name]

@@ -14,7 +14,8 @@ from workbench.chem.fingerprints import morgan_fp
 from workbench.chem.molecules import mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
 from workbench.chem.screening import molecule_pattern_fp
 from workbench.chem.similarity import morgan_layout
-from workbench.storage.index import BATCH_ROWS, FP_BYTES, META_KEY, index_params, index_schema
+from workbench.storage.index import (BATCH_ROWS, FP_BYTES, META_KEY, index_params, index_schema, partial_path,
+                                     remove_stale_partials)
 from workbench.storage.manifest import ShardInfo
 
 _EMPTY = bytes(FP_BYTES)
@@ -23,13 +24,14 @@ _EMPTY = bytes(FP_BYTES)
 def build_shard_index(shard_path: str, index_path: str, shard: ShardInfo) -> list[tuple[int, str]]:
     """Index one shard, one record batch at a time (bounded memory); return the records RDKit
     cannot parse. The file is written beside its final name and renamed, so a reader never sees
-    half an index."""
+    half an index; partial files that killed builds left are deleted first."""
     quiet_rdkit()
     meta = {**index_params(), "shard": shard.name, "shard_sha256": shard.sha256}
     schema = index_schema().with_metadata({META_KEY: json.dumps(meta).encode()})
     invalid: list[tuple[int, str]] = []
     Path(index_path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{index_path}.tmp-{os.getpid()}"
+    remove_stale_partials(index_path)
+    tmp = partial_path(index_path)
     try:
         with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             for cids, smiles in read_shard_records(shard_path, BATCH_ROWS):

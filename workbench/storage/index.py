@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +205,37 @@ def record_built(manifest: Manifest, built: dict[str, dict[str, Any]], reset: bo
     names = {s.name for s in manifest.shards}
     manifest.index = {**index_params(), "shards": {k: v for k, v in previous.items() if k in names}}
     manifest.attach_index_files()
+
+
+#: A partial index file (``<index>.tmp-PID``) untouched this long is a killed build's: a live build
+#: writes a record batch at least every few minutes, even on a Raspberry Pi 2.
+PARTIAL_STALE_SECONDS = 3600.0
+
+
+def partial_path(index_path: str) -> str:
+    """Where a build writes ``index_path`` before renaming it into place (one per process)."""
+    return f"{index_path}.tmp-{os.getpid()}"
+
+
+def remove_stale_partials(index_path: str, older_than: float = PARTIAL_STALE_SECONDS) -> list[str]:
+    """Delete partial files of ``index_path`` that killed builds left (unmodified for ``older_than``
+    s); their names. A partial file being written by a live build is left alone."""
+    directory, name = os.path.split(index_path)
+    removed = []
+    try:
+        entries = list(os.scandir(directory or "."))
+    except OSError:  # no index directory yet
+        return removed
+    now = time.time()
+    for entry in entries:
+        if entry.name.startswith(f"{name}.tmp-") and entry.is_file(follow_symlinks=False):
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime > older_than:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+            except OSError:  # another build removed it first, or a read-only index: the build says so
+                pass
+    return removed
 
 
 def remove_superseded(root: Path, manifest: Manifest) -> None:
