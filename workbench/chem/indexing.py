@@ -14,8 +14,7 @@ from workbench.chem.fingerprints import morgan_fp
 from workbench.chem.molecules import mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
 from workbench.chem.screening import molecule_pattern_fp
 from workbench.chem.similarity import morgan_layout
-from workbench.storage.index import (BATCH_ROWS, FP_BYTES, META_KEY, index_params, index_schema, partial_path,
-                                     remove_stale_partials)
+from workbench.storage.index import BATCH_ROWS, FP_BYTES, META_KEY, index_params, index_schema, partial_path, remove_stale_partials
 from workbench.storage.manifest import ShardInfo
 
 _EMPTY = bytes(FP_BYTES)
