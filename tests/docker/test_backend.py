@@ -120,6 +120,49 @@ def test_damaged_index_file_is_searched_by_text_with_its_note(tmp_path, nci_data
                          "(`workbench index` rebuilds it)"]
 
 
+def test_index_files_are_hashed_once_per_engine_not_once_per_container(tmp_path, nci_dataset, worker_images,
+                                                                        docker_client):
+    """The rdkit worker remembers the index files it hashed in the engine's cache volume: the next
+    command's new containers only ``stat`` them, and a file changed since is hashed (and refused) again."""
+    import time
+
+    from tests.chem.conftest import indexed_copy
+    from workbench.containers.workers import CACHE_VOLUME
+    from workbench.errors import WorkbenchNote
+    from workbench.jobs.substructure import SubstructureJob
+
+    indexed = indexed_copy(nci_dataset.directory, tmp_path / "ds")
+    time.sleep(2.1)  # files changed in the last 2 s are hashed every time, never remembered
+    job = SubstructureJob(query="c1ccncc1")
+
+    def stamps() -> dict[str, int]:
+        volume = docker_client.volumes.get(CACHE_VOLUME)  # created by the first container mounting it
+        hashed = Path(volume.attrs["Mountpoint"], "hashed")  # an engine on this host: readable here (root)
+        return {p.name: p.stat().st_mtime_ns for p in hashed.iterdir()} if hashed.is_dir() else {}
+
+    def fresh_containers_run() -> list[bytes]:
+        close_all()  # the next run starts new containers, with nothing remembered in their processes
+        return lines(indexed, job, backend="docker")
+
+    expected = lines(indexed, job, backend="local")
+    close_all()
+    before = stamps() if docker_client.volumes.list(filters={"name": CACHE_VOLUME}) else {}
+    assert fresh_containers_run() == expected
+    first = stamps()
+    assert len(set(first) - set(before)) == len(indexed.manifest.shards)  # one per index file, by nobody
+    assert fresh_containers_run() == expected
+    assert stamps() == first  # nothing hashed (a hash re-stamps its file version)
+
+    path = indexed.directory / indexed.manifest.shards[0].index_path
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    close_all()
+    with pytest.warns(WorkbenchNote, match="damaged or was replaced"):
+        assert lines(indexed, job, backend="docker") == expected
+    close_all()
+
+
 def test_similarity_equals_local_and_rdkit(nci_dataset, worker_images):
     from tests.chem.conftest import read_records, similarity_truth
     from workbench.jobs.similarity import SimilarityJob

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -116,6 +117,22 @@ def test_containers_a_killed_client_never_started_are_orphans_to_remove(docker_c
         if our_containers(docker_client, existing_containers):
             orphan.remove(force=True)
     assert our_containers(docker_client, existing_containers) == []
+
+
+def test_output_directories_of_dead_clients_are_removed_by_the_next_pool(tmp_path):
+    """A killed client leaves its pool's ``/out`` directory (its last shards' output); the next
+    pool on this host deletes those whose process is gone, never a live one's."""
+    from workbench.containers.pool import remove_dead_output_dirs
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, live = tmp_path / f"workbench-out-{gone.stdout.strip()}-x1", tmp_path / f"workbench-out-{os.getpid()}-x2"
+    for directory in (dead, live):
+        directory.mkdir()
+        (directory / "workbench-abc").write_bytes(b"a shard's output")
+    other = tmp_path / "workbench-out-notapid"
+    other.mkdir()
+    assert remove_dead_output_dirs(str(tmp_path)) == [dead.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
 
 
 def test_stopping_early_removes_containers(nci_dataset, worker_images, docker_client, existing_containers):

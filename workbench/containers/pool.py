@@ -20,7 +20,17 @@ from docker.utils import parse_bytes  # Docker's own reading of memory limits ("
 
 from workbench.containers.engine import connect, engine_url
 from workbench.containers.imagemap import normalize_arch
-from workbench.containers.workers import MOUNT, OUT_MOUNT, RUN_LABEL, SHELL_LOOP, WorkerContainer, remove_orphans, sandbox
+from workbench.containers.workers import (
+    CACHE_MOUNT,
+    CACHE_VOLUME,
+    MOUNT,
+    OUT_MOUNT,
+    RUN_LABEL,
+    SHELL_LOOP,
+    WorkerContainer,
+    remove_orphans,
+    sandbox,
+)
 from workbench.errors import BackendError, JobError, QueryError, TransientError
 from workbench.jobs.base import Job, ShardOutput, ShardTask
 from workbench.util.scope import on_kill
@@ -81,6 +91,9 @@ class ContainerPool:
             # the chemistry jobs size their molecule cache from RAM; in a container, from its limit
             "WORKBENCH_CHEM_CACHE_MB": str(parse_bytes(memory) // 3 // 10**6),
         }
+        if python:  # index files hashed once per engine, not once per container (see CACHE_VOLUME)
+            self.options["volumes"][CACHE_VOLUME] = {"bind": CACHE_MOUNT, "mode": "rw"}
+            self.options["environment"]["WORKBENCH_CACHE"] = CACHE_MOUNT
         self.out_dir = _output_dir() if local_outputs else None
         if self.out_dir:
             self.options["volumes"][self.out_dir] = {"bind": OUT_MOUNT, "mode": "rw"}
@@ -187,14 +200,34 @@ class ContainerPool:
             shutil.rmtree(self.out_dir, ignore_errors=True)  # a killed container's file may stay open: fine
 
 
+OUT_PREFIX = "workbench-out-"
+
+
 def _output_dir() -> str:
-    """A fresh directory on this host that the containers' user (nobody) may write."""
-    path = tempfile.mkdtemp(prefix="workbench-out-")
+    """A fresh directory on this host that the containers' user (nobody) may write, named after this
+    process (``workbench-out-PID-…``); those of processes no longer alive (a killed client) go first."""
+    remove_dead_output_dirs()
+    path = tempfile.mkdtemp(prefix=f"{OUT_PREFIX}{os.getpid()}-")
     try:
         os.chown(path, 65534, 65534)
     except PermissionError:  # not root: let nobody write (the directory's name is unguessable)
         os.chmod(path, 0o733)
     return path
+
+
+def remove_dead_output_dirs(parent: str | None = None) -> list[str]:
+    """Delete the output directories under ``parent`` (the temporary directory) of pools whose
+    process is gone: a killed client leaves its last shards' output there; their names."""
+    import psutil
+
+    removed = []
+    for entry in os.scandir(parent or tempfile.gettempdir()):
+        pid = entry.name[len(OUT_PREFIX):].split("-", 1)[0]
+        if entry.name.startswith(OUT_PREFIX) and pid.isdigit() and entry.is_dir(follow_symlinks=False) \
+                and entry.stat(follow_symlinks=False).st_uid in (os.getuid(), 65534) and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
 
 
 def shard_request(job: Job, task: ShardTask, python: bool) -> str:

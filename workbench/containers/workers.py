@@ -22,6 +22,9 @@ from workbench.util.polling import poll
 
 MOUNT = "/data"
 OUT_MOUNT = "/out"  # where containers of an engine on this host write shard output (see ContainerPool)
+#: The Python worker's cache (``WORKBENCH_CACHE``): a named volume of each engine, so the index
+#: files one container hashed (``storage.integrity.has_digest``) are not hashed again by the next.
+CACHE_VOLUME, CACHE_MOUNT = "workbench-cache", "/cache"
 RUN_LABEL = "workbench.run"
 #: A worker container still "created" (never started) this long after its creation is an orphan:
 #: create -> attach -> start takes well under a second, even on a busy board.
