@@ -125,6 +125,7 @@ def test_index_files_are_hashed_once_per_engine_not_once_per_container(tmp_path,
     """The rdkit worker remembers the index files it hashed in the engine's cache volume: the next
     command's new containers only ``stat`` them, and a file changed since is hashed (and refused) again."""
     import time
+    from pathlib import Path
 
     from tests.chem.conftest import indexed_copy
     from workbench.containers.workers import CACHE_VOLUME
