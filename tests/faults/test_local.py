@@ -57,21 +57,33 @@ def test_killed_grep_processes_are_retried(faults_dataset):
     assert retries >= TRIALS // 2  # the kills really hit running shards
 
 
-def test_killed_pool_worker_processes_are_retried(faults_dataset):
+@pytest.fixture(scope="module")
+def faults_indexed(faults_dataset, tmp_path_factory):
+    from tests.chem.conftest import indexed_copy
+
+    return indexed_copy(faults_dataset.directory, tmp_path_factory.mktemp("faults-indexed") / "ds")
+
+
+@pytest.mark.parametrize("source, query", [("text", "c1ccccc1N"), ("index", "[$(*~*~*~*~*~*~*~*~*~*~*)]")])
+def test_killed_pool_worker_processes_are_retried(request, source, query):
     """RDKit jobs run on the local process cluster: a worker process killed mid-shard (its nanny starts a
-    new one) costs that shard an attempt, run again on a live worker."""
+    new one) costs that shard an attempt, run again on a live worker — parsing SMILES text, or reading
+    memory-mapped index files (a query the screen keeps most molecules for, so shards take a while)."""
     from tests.chem.conftest import read_records, substructure_truth
 
-    ds, job = faults_dataset, SubstructureJob(query="c1ccccc1N")
+    ds = request.getfixturevalue("faults_dataset" if source == "text" else "faults_indexed")
+    assert ds.info()["index"] == ("complete" if source == "index" else "none")
+    job = SubstructureJob(query=query)
+    list(ds.run(job, workers=2))  # the pool is up: time the run alone
     results, seconds = timed(ds.run(job, workers=2))
     expected = sorted_lines(results)
-    truth = substructure_truth(read_records(ds.directory), "c1ccccc1N")
+    truth = substructure_truth(read_records(ds.directory), query)
     assert expected == sorted(f"{c}\t{s}".encode() for c, s in truth)
     workers = lambda: descendants(lambda p: "spawn_main" in " ".join(p.cmdline()))  # noqa: E731
     retries = 0
     from workbench.backends import get_backend
 
-    for trial, rng in trial_rngs("local-processes"):
+    for trial, rng in trial_rngs(f"local-processes-{source}"):
         get_backend("local", workers=2).client()  # the pool is whole again (a killed worker's nanny restarts it)
         killer = Killer(rng, workers, psutil.Process.kill, window=(0.05, 0.7 * seconds))
         run = run_while_killing(killer, ds, job, expected, trial, workers=2)
