@@ -49,6 +49,11 @@ def our_containers(client, ignore: frozenset[str] = frozenset()) -> list:
     return [c for c in client.containers.list(all=True, sparse=True, filters={"label": RUN_LABEL}) if c.id not in ignore]
 
 
+def running_containers(client, ignore: frozenset[str] = frozenset()) -> list:
+    """Our worker containers that have started (``our_containers`` also lists ones being created)."""
+    return [c for c in our_containers(client, ignore) if c.status == "running"]
+
+
 def wait_for_no_containers(client, timeout: float = 15.0, ignore: frozenset[str] = frozenset()) -> list:
     """Our containers still present after ``timeout`` (auto-removal is asynchronous)."""
     deadline = time.monotonic() + timeout

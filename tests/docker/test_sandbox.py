@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker.conftest import SLOW_PATTERN, our_containers, wait_for_no_containers
+from tests.docker.conftest import SLOW_PATTERN, our_containers, running_containers, wait_for_no_containers
 from workbench.errors import JobError
 from workbench.jobs.grep import GrepJob
 
@@ -26,7 +26,7 @@ def test_running_worker_is_sandboxed(slow_dataset, worker_images, docker_client,
     with DockerBackend(workers=2) as backend:
         results = backend.map_shards(GrepJob(SLOW_PATTERN), slow_dataset.directory, slow_dataset.manifest)
         next(results)  # workers are up and serving shards
-        running = our_containers(docker_client, existing_containers)
+        running = running_containers(docker_client, existing_containers)
         assert running
         for container in running:
             container.reload()
@@ -59,15 +59,11 @@ def test_killed_worker_without_retries_fails_the_run_and_leaves_nothing(slow_dat
     run = slow_dataset.run(GrepJob(SLOW_PATTERN), backend="docker", workers=2, retries=0)
     results = iter(run)
     next(results)
-    our_containers(docker_client, existing_containers)[0].kill()
+    running_containers(docker_client, existing_containers)[0].kill()
     with pytest.raises(JobError, match="exited unexpectedly"):
         for _ in results:
             pass
     assert wait_for_no_containers(docker_client, ignore=existing_containers) == []
-
-
-def running(client, existing: frozenset[str]) -> list:
-    return [c for c in our_containers(client, existing) if c.status == "running"]
 
 
 def interrupted_cli_run(dataset, client, sig: int, existing: frozenset[str]) -> tuple[int, bytes]:
@@ -76,9 +72,9 @@ def interrupted_cli_run(dataset, client, sig: int, existing: frozenset[str]) -> 
                              "--backend", "docker", "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while len(running(client, existing)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        while len(running_containers(client, existing)) < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert len(running(client, existing)) == 2, "the run did not start its two workers"
+        assert len(running_containers(client, existing)) == 2, "the run did not start its two workers"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
