@@ -43,3 +43,22 @@ def test_workers_are_loopback_subprocesses_and_a_lost_one_is_replaced(nci_datase
     assert nci_dataset.substructure("[#7]", workers=2).num_rows == len(truth)
     assert nci_dataset.substructure("[#7]", workers=2).num_rows == len(truth)
     assert len(get_backend("local", workers=2).client().scheduler_info(n_workers=-1)["workers"]) == 2
+
+
+def test_each_nanny_forks_its_worker_and_the_caller_s_environment_is_left_as_it_was(nci_dataset, nci_records):
+    """Forked, a worker has its Nanny's command line (spawned, it would be ``spawn_main``), and the
+    start method reaches only the ``dask spec`` interpreters, never this process's environment."""
+    import os
+
+    import psutil
+
+    from workbench.backends import close_all, get_backend
+    from workbench.backends.local import FORK_WORKERS
+
+    close_all()  # a pool of its own
+    assert nci_dataset.substructure("c1ccncc1", workers=2).num_rows == len(substructure_truth(nci_records, "c1ccncc1"))
+    assert not set(FORK_WORKERS) & set(os.environ)
+    pids = get_backend("local", workers=2).client().run(lambda: __import__("os").getpid())
+    for pid in pids.values():
+        worker = psutil.Process(pid)
+        assert worker.cmdline() == worker.parent().cmdline() and "distributed.Nanny" in " ".join(worker.cmdline())

@@ -65,6 +65,15 @@ def anywhere(*needles: str) -> list[psutil.Process]:
     return found
 
 
+def is_dask_worker(proc: psutil.Process) -> bool:
+    """A Nanny's worker process: spawned (``spawn_main``), or forked (the Nanny's own command line)."""
+    command = " ".join(proc.cmdline())
+    if "spawn_main" in command:
+        return True
+    parent = proc.parent()
+    return parent is not None and "dask" in command and command == " ".join(parent.cmdline())
+
+
 def own_containers(client) -> list:
     """Worker containers of the docker backends of this process (never another run's on the same engine)."""
     from workbench.backends import _started

@@ -6,7 +6,17 @@ import psutil
 import pytest
 
 from tests.backends.test_dask import dask_processes
-from tests.faults.conftest import SLOW_PATTERN, TRIALS, Killer, descendants, named, run_while_killing, sorted_lines, trial_rngs
+from tests.faults.conftest import (
+    SLOW_PATTERN,
+    TRIALS,
+    Killer,
+    descendants,
+    is_dask_worker,
+    named,
+    run_while_killing,
+    sorted_lines,
+    trial_rngs,
+)
 from tests.helpers import gnu_grep, shard_files
 from workbench.jobs.grep import GrepJob
 
@@ -25,7 +35,7 @@ def scheduler(tmp_path_factory):
 def worker_tree() -> list[psutil.Process]:
     """The worker processes of the `dask worker` command this module started, and their grep processes."""
     [command] = descendants(lambda p: "worker" in p.cmdline() and any(a.endswith("/dask") for a in p.cmdline()))
-    return descendants(lambda p: "spawn_main" in " ".join(p.cmdline()) or p.name() == "grep", root=command)
+    return descendants(lambda p: is_dask_worker(p) or p.name() == "grep", root=command)
 
 
 def test_killed_dask_workers_and_their_greps_are_retried(faults_dataset, scheduler):

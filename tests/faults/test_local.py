@@ -21,6 +21,7 @@ from tests.faults.conftest import (
     Killer,
     anywhere,
     descendants,
+    is_dask_worker,
     named,
     run_while_killing,
     sorted_lines,
@@ -79,7 +80,7 @@ def test_killed_pool_worker_processes_are_retried(request, source, query):
     expected = sorted_lines(results)
     truth = substructure_truth(read_records(ds.directory), query)
     assert expected == sorted(f"{c}\t{s}".encode() for c, s in truth)
-    workers = lambda: descendants(lambda p: "spawn_main" in " ".join(p.cmdline()))  # noqa: E731
+    workers = lambda: descendants(is_dask_worker)  # noqa: E731
     retries = 0
     from workbench.backends import get_backend
 
@@ -142,7 +143,7 @@ def test_shard_timeout_keep_going_lists_every_shard_that_timed_out(faults_datase
 
 def test_timeout_interrupts_python_work_on_the_process_pool(faults_dataset):
     """An RDKit task past its timeout is interrupted inside its worker process, which lives on."""
-    workers = lambda: {p.pid for p in descendants(lambda p: "spawn_main" in " ".join(p.cmdline()))}  # noqa: E731
+    workers = lambda: {p.pid for p in descendants(is_dask_worker)}  # noqa: E731
     job = SubstructureJob(query="c1ccccc1N")
     list(faults_dataset.run(job, workers=2))  # the pool is up
     before = workers()
