@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from tests.chem.conftest import substructure_truth
 
@@ -53,12 +54,16 @@ def test_each_nanny_forks_its_worker_and_the_caller_s_environment_is_left_as_it_
     import psutil
 
     from workbench.backends import close_all, get_backend
-    from workbench.backends.local import FORK_WORKERS
+    from workbench.backends.local import worker_environ
 
     close_all()  # a pool of its own
     assert nci_dataset.substructure("c1ccncc1", workers=2).num_rows == len(substructure_truth(nci_records, "c1ccncc1"))
-    assert not set(FORK_WORKERS) & set(os.environ)
+    assert not set(worker_environ()) & set(os.environ)
     pids = get_backend("local", workers=2).client().run(lambda: __import__("os").getpid())
     for pid in pids.values():
         worker = psutil.Process(pid)
-        assert worker.cmdline() == worker.parent().cmdline() and "distributed.Nanny" in " ".join(worker.cmdline())
+        nanny = worker.parent()
+        assert worker.cmdline() == nanny.cmdline() and "distributed.Nanny" in " ".join(worker.cmdline())
+        # the Nanny started with them (/proc/PID/environ is the environment a process was started with)
+        started_with = dict(v.split("=", 1) for v in Path(f"/proc/{nanny.pid}/environ").read_text().split("\0") if v)
+        assert started_with["MALLOC_TRIM_THRESHOLD_"] == "65536" and started_with["OPENBLAS_NUM_THREADS"] == "1"

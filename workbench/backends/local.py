@@ -37,6 +37,16 @@ if TYPE_CHECKING:
 FORK_WORKERS = {"DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD": "fork"}
 
 
+def worker_environ() -> dict[str, str]:
+    """What the `dask spec` interpreters' environment gains: the fork start, and Dask's
+    ``distributed.nanny.pre-spawn-environ`` (``MALLOC_TRIM_THRESHOLD_``, one BLAS thread). glibc and
+    BLAS read those when a process starts, so a forked worker has them only if its Nanny started with them."""
+    import dask
+
+    pre_spawn = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    return {**{key: str(value) for key, value in pre_spawn.items()}, **FORK_WORKERS}
+
+
 @contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
     """``values`` in ``os.environ`` for the duration (a variable the caller set is left as it is)."""
@@ -118,7 +128,7 @@ class LocalBackend(Backend):
             self._dashboard = in_notebook() and dashboard_available()
             scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
                                                        "dashboard": self._dashboard, "allowed_failures": 0}}
-            with _environ(FORK_WORKERS):  # read by the `dask spec` interpreters started now, not by this one
+            with _environ(worker_environ()):  # read by the `dask spec` interpreters started now, not this one
                 self._cluster = SpecCluster(scheduler=scheduler,
                                             workers={i: worker for i in range(self.workers)},
                                             silence_logs=logging.ERROR, name="workbench-local")
