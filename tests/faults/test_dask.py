@@ -47,11 +47,14 @@ def test_killed_dask_workers_and_their_greps_are_retried(faults_dataset, schedul
     assert sorted_lines(ds.run(job, **options)) == expected
     retries = 0
     with Client(scheduler, timeout=30) as client:
+        before: list = []
         for trial, rng in trial_rngs("dask-scheduler"):
             client.wait_for_workers(2, timeout=60)  # a killed worker's nanny has started its successor
             killer = Killer(rng, worker_tree, psutil.Process.kill, window=(0.05, 1.0))
             run = run_while_killing(killer, ds, job, expected, trial, **options)
-            assert run.stats.retries == 0 or killer.killed  # no retry without a fault
+            # no retry without a fault: in this run, or a worker killed after the last shard of the one before
+            assert run.stats.retries == 0 or killer.killed or before, f"trial {trial}"
+            before = killer.killed
             retries += run.stats.retries
     assert retries >= TRIALS // 2
 

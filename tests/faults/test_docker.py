@@ -39,13 +39,15 @@ def test_killed_containers_are_retried(faults_dataset, worker_images, docker_cli
     start = time.perf_counter()
     assert sorted_lines(ds.run(job, backend="docker", workers=2)) == expected
     seconds = time.perf_counter() - start
-    retries = 0
+    retries = kills = 0
     for trial, rng in trial_rngs("docker"):
         killer = Killer(rng, lambda: own_containers(docker_client), kill_container,
                         window=(0.05, 0.8 * seconds), kills=rng.randint(1, 2))
         run = run_while_killing(killer, ds, job, expected, trial, backend="docker", workers=2)
-        assert run.stats.retries <= len(killer.killed)  # one failed attempt per killed container
-        retries += run.stats.retries
+        retries, kills = retries + run.stats.retries, kills + len(killer.killed)
+        # at most one failed attempt per killed container, though maybe in the next run: one killed
+        # after its last shard waits in the (long-lived) pool, and is found dead when next used
+        assert retries <= kills, f"trial {trial}"
     assert retries >= TRIALS // 2
 
 

@@ -84,11 +84,14 @@ def test_killed_pool_worker_processes_are_retried(request, source, query):
     retries = 0
     from workbench.backends import get_backend
 
+    before: list = []
     for trial, rng in trial_rngs(f"local-processes-{source}"):
         get_backend("local", workers=2).client()  # the pool is whole again (a killed worker's nanny restarts it)
         killer = Killer(rng, workers, psutil.Process.kill, window=(0.05, 0.7 * seconds))
         run = run_while_killing(killer, ds, job, expected, trial, workers=2)
-        assert run.stats.retries == 0 or killer.killed  # no retry without a fault
+        # no retry without a fault: in this run, or a worker killed after the last shard of the one before
+        assert run.stats.retries == 0 or killer.killed or before, f"trial {trial}"
+        before = killer.killed
         retries += run.stats.retries
     assert retries >= TRIALS // 2
     from workbench.backends import close_all
