@@ -233,3 +233,18 @@ def test_request_errors_are_not_retried_and_fail_before_any_shard_runs(faults_da
     assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
     assert not out.exists() and not (tmp_path / "out.tsv.partial").exists()
     assert time.perf_counter() - start < 30
+
+
+def test_a_deadline_passing_as_a_process_starts_never_leaves_it_running():
+    """With interrupts (as on worker processes), a deadline that passes while ``run_command`` starts its
+    process must still kill it: the interrupt is not raised there, its killer is (thresholds swept
+    across the start-up window)."""
+    from workbench.errors import ShardTimeout
+    from workbench.jobs.proc import run_command
+    from workbench.util.scope import run_scoped
+
+    leaked = lambda: descendants(lambda p: p.name() == "sleep" and "59.3" in p.cmdline())  # noqa: E731
+    for i in range(150):
+        with pytest.raises(ShardTimeout):
+            run_scoped(run_command, ["sleep", "59.3"], 0.0001 * (i % 30 + 1), interrupt=True)
+        assert not leaked(), f"attempt {i}"

@@ -12,24 +12,28 @@ import subprocess
 import threading
 
 from workbench.errors import TransientError
-from workbench.util.scope import kill_tree, on_kill
+from workbench.util.scope import kill_tree, on_kill, uninterrupted
 
 _live: set[subprocess.Popen[bytes]] = set()
 _lock = threading.Lock()
 
 
 def run_command(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run ``argv`` to completion, capturing stdout and stderr; killed by a signal -> ``TransientError``."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    with _lock:
-        _live.add(proc)
-    forget = on_kill(lambda: _kill(proc))
-    try:
-        out, err = proc.communicate()
-    finally:
-        forget()
+    """Run ``argv`` to completion, capturing stdout and stderr; killed by a signal -> ``TransientError``.
+    A shard timeout kills it through its registered killer, never by interrupting this code between
+    starting the process and registering it (which would leave it running)."""
+    with uninterrupted():
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env)
         with _lock:
-            _live.discard(proc)
+            _live.add(proc)
+        forget = on_kill(lambda: _kill(proc))
+        try:
+            out, err = proc.communicate()
+        finally:
+            forget()
+            with _lock:
+                _live.discard(proc)
     if proc.returncode < 0:
         raise TransientError(f"{argv[0]} was killed by {_signal_name(-proc.returncode)}")
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)

@@ -60,6 +60,27 @@ def _nothing() -> None:
 
 
 @contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Code whose registered killers stop it (a subprocess started and waited for): past the deadline
+    the scope runs the killers but raises no interrupt inside it, so nothing it starts can be lost
+    between starting and registering. Entered past the deadline, it raises ``ShardTimeout`` at once."""
+    scope = current()
+    if scope is None or not scope.interrupt:
+        yield
+        return
+    with scope._lock:
+        if scope.timed_out:
+            _raise_in(scope._thread, None)  # an interrupt on its way: this raise replaces it
+            raise ShardTimeout(f"timed out after {scope.timeout:g} s (killed)")
+        scope._shielded += 1
+    try:
+        yield
+    finally:
+        with scope._lock:
+            scope._shielded -= 1
+
+
+@contextmanager
 def clock_stopped() -> Iterator[None]:
     """Waiting that does not count against the current attempt's timeout (for a free worker slot):
     its clock starts again, in full, afterwards."""
@@ -87,6 +108,7 @@ class TaskScope:
         self._lock = threading.Lock()
         self._thread = threading.get_ident()
         self._running = True
+        self._shielded = 0  # ``uninterrupted`` sections running now
         self._timer = threading.Timer(timeout, self.expire)
         self._timer.daemon = True
 
@@ -114,7 +136,7 @@ class TaskScope:
             _quietly(kill)
         if self.interrupt:
             with self._lock:
-                if self._running:
+                if self._running and not self._shielded:
                     _raise_in(self._thread, ShardTimeout)
             backstop = threading.Timer(HARD_KILL_GRACE, self._hard_kill)
             backstop.daemon = True
