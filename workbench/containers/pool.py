@@ -105,8 +105,8 @@ class ContainerPool:
         self._count = 0  # containers started or starting, not yet removed
         self._lock = threading.Lock()
         self._closed = False
-        # containers a killed client created but never started; off the run's critical path
-        threading.Thread(target=remove_orphans, args=(client,), daemon=True).start()
+        # what killed clients left (containers never started, output directories); off the critical path
+        threading.Thread(target=_remove_leftovers, args=(client, local_outputs), daemon=True).start()
 
     def run(self, job: Job, task: ShardTask, worker: WorkerContainer | None = None) -> tuple[ShardOutput, str, float]:
         """Run ``job`` on one shard in ``worker`` (taken with ``acquire``) or a free container;
@@ -203,10 +203,20 @@ class ContainerPool:
 OUT_PREFIX = "workbench-out-"
 
 
+def _remove_leftovers(client: Any, local_outputs: bool) -> None:
+    """What killed clients left: containers never started, and (an engine on this host) the output
+    directories of clients no longer alive. Runs on a thread of its own, so it never raises."""
+    remove_orphans(client)
+    if local_outputs:
+        try:
+            remove_dead_output_dirs()
+        except OSError:  # an unreadable temporary directory: nothing of ours to find there
+            pass
+
+
 def _output_dir() -> str:
     """A fresh directory on this host that the containers' user (nobody) may write, named after this
-    process (``workbench-out-PID-…``); those of processes no longer alive (a killed client) go first."""
-    remove_dead_output_dirs()
+    process (``workbench-out-PID-…``, so that ``remove_dead_output_dirs`` can tell when it is left over)."""
     path = tempfile.mkdtemp(prefix=f"{OUT_PREFIX}{os.getpid()}-")
     try:
         os.chown(path, 65534, 65534)
@@ -223,8 +233,13 @@ def remove_dead_output_dirs(parent: str | None = None) -> list[str]:
     removed = []
     for entry in os.scandir(parent or tempfile.gettempdir()):
         pid = entry.name[len(OUT_PREFIX):].split("-", 1)[0]
-        if entry.name.startswith(OUT_PREFIX) and pid.isdigit() and entry.is_dir(follow_symlinks=False) \
-                and entry.stat(follow_symlinks=False).st_uid in (os.getuid(), 65534) and not psutil.pid_exists(int(pid)):
+        if not (entry.name.startswith(OUT_PREFIX) and pid.isdigit()) or psutil.pid_exists(int(pid)):
+            continue
+        try:
+            ours = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid in (os.getuid(), 65534)
+        except OSError:  # another client's sweep removed it first
+            continue
+        if ours:
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.name)
     return removed
