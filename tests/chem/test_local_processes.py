@@ -7,7 +7,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.chem.conftest import substructure_truth
+import pytest
+
+from tests.chem.conftest import indexed_copy, read_records, similarity_truth, substructure_truth
 
 
 def test_plain_script_without_main_guard(nci_dataset, nci_records, tmp_path):
@@ -67,3 +69,29 @@ def test_each_nanny_forks_its_worker_and_the_caller_s_environment_is_left_as_it_
         # the Nanny started with them (/proc/PID/environ is the environment a process was started with)
         started_with = dict(v.split("=", 1) for v in Path(f"/proc/{nanny.pid}/environ").read_text().split("\0") if v)
         assert started_with["MALLOC_TRIM_THRESHOLD_"] == "65536" and started_with["OPENBLAS_NUM_THREADS"] == "1"
+        assert started_with["ARROW_DEFAULT_MEMORY_POOL"] == "system"
+    pools = get_backend("local", workers=2).client().run(lambda: __import__("pyarrow").default_memory_pool().backend_name)
+    assert set(pools.values()) == {"system"}
+
+
+def test_worker_processes_never_import_pandas(unparsable_dataset, nci_records, tmp_path):
+    """pyarrow imports pandas, when installed, on its first ``pa.array``, ``to_numpy`` or
+    ``pa.scalar``: ~30 MB and ~0.2 s in every worker. Building an index (with unparsable records)
+    and searching it (few and many hits, similarity) must not: results checked against RDKit."""
+    pytest.importorskip("pandas")  # installed with the test extras; without it there is nothing to import
+    import workbench as wb
+    from workbench.backends import close_all, get_backend
+
+    close_all()  # fresh worker processes
+    ds = indexed_copy(unparsable_dataset.directory, tmp_path / "ds")
+    records = read_records(ds.directory)
+    for query in ("c1ccncc1", "[#6]", "[$(C=O)]"):
+        table = ds.substructure(query, workers=2)
+        assert sorted(zip(table["cid"].to_pylist(), table["smiles"].to_pylist())) == substructure_truth(records, query)
+    assert ds.substructure("[#6]", workers=2, limit=3).num_rows == 3
+    table = ds.similar("c1ccccc1O", threshold=0.3, workers=2)
+    assert table["cid"].to_pylist() == [row[0] for row in similarity_truth(records, "c1ccccc1O", 0.3)]
+    text = wb.open_dataset(unparsable_dataset.directory).substructure("c1ccncc1", workers=2)  # the text path
+    assert text.num_rows == len(substructure_truth(records, "c1ccncc1"))
+    imported = get_backend("local", workers=2).client().run(lambda: "pandas" in __import__("sys").modules)
+    assert len(imported) == 2 and not any(imported.values())

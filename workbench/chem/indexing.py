@@ -16,6 +16,7 @@ from workbench.chem.screening import molecule_pattern_fp
 from workbench.chem.similarity import morgan_layout
 from workbench.storage.index import BATCH_ROWS, FP_BYTES, META_KEY, index_params, index_schema, partial_path, remove_stale_partials
 from workbench.storage.manifest import ShardInfo
+from workbench.util.arrow import arrow_array, binary_array, string_array
 
 _EMPTY = bytes(FP_BYTES)
 
@@ -63,7 +64,7 @@ def index_batch(cids: list[int], smiles: list[str], schema: pa.Schema,
     pattern_words = np.frombuffer(patterns, dtype="<u8").reshape(n, -1).T
     valid = np.array([p is not None for p in pickles], dtype=bool)
     rows, counts, morgan_columns = morgan_layout(np.frombuffer(morgans, dtype=np.uint8).reshape(n, FP_BYTES), valid)
-    columns = [pa.array(cids, pa.int64()), pa.array(smiles, pa.string()), pa.array(pickles, pa.binary()),
-               *[pa.array(np.ascontiguousarray(w)) for w in pattern_words],
-               pa.array(rows), pa.array(counts), *[pa.array(c) for c in morgan_columns]]
+    columns = [arrow_array(np.array(cids, dtype=np.int64)), string_array(smiles), binary_array(pickles),
+               *[arrow_array(w) for w in pattern_words],
+               arrow_array(rows), arrow_array(counts), *[arrow_array(c) for c in morgan_columns]]
     return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -22,6 +22,7 @@ from rdkit import Chem
 from workbench.chem.molecules import has_match, match_pickles, mol_from_pickle
 from workbench.chem.similarity import MorganBatches, MorganSearch
 from workbench.storage.index import MORGAN_COLUMNS, PATTERN_COLUMNS, open_index
+from workbench.util.arrow import arrow_array, numpy_view, string_array, validity
 
 MOL_BYTES = 24_000  # resident cost of one decoded drug-sized molecule (measured on MOSES), for the budgets
 MOL_CACHE_MB = 64  # default budget for decoded molecules per process
@@ -52,17 +53,12 @@ def file_key(path: str) -> FileKey | None:
     return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _numpy(array: pa.Array) -> np.ndarray:
-    """A primitive Arrow array without nulls as a numpy view of its (mapped) buffer: no copy."""
-    return array.to_numpy(zero_copy_only=True)
-
-
 class _Batch:
     """One record batch of an index file: mapped columns, read on first use."""
 
     def __init__(self, batch: pa.RecordBatch, offset: int):
         self.batch, self.offset = batch, offset
-        self.cids = _numpy(batch.column("cid"))
+        self.cids = numpy_view(batch.column("cid"))
         self.pickles: pa.BinaryArray = batch.column("mol")
         self._valid: np.ndarray | None = None
         self._pattern: list[np.ndarray] | None = None
@@ -71,19 +67,19 @@ class _Batch:
     def valid(self, rows: np.ndarray) -> np.ndarray:
         """Mask of the batch ``rows`` that hold a molecule (unparsable records never match)."""
         if self._valid is None:
-            self._valid = self.pickles.is_valid().to_numpy(zero_copy_only=False)
+            self._valid = validity(self.pickles)
         return self._valid[rows]
 
     def pattern(self) -> list[np.ndarray]:
         if self._pattern is None:
-            self._pattern = [_numpy(self.batch.column(name)) for name in PATTERN_COLUMNS]
+            self._pattern = [numpy_view(self.batch.column(name)) for name in PATTERN_COLUMNS]
         return self._pattern
 
     def morgan(self) -> MorganSearch:
         if self._morgan is None:
             b = self.batch
-            self._morgan = MorganSearch(_numpy(b.column("morgan_row")), _numpy(b.column("morgan_count")),
-                                        [_numpy(b.column(name)) for name in MORGAN_COLUMNS], self.offset)
+            self._morgan = MorganSearch(numpy_view(b.column("morgan_row")), numpy_view(b.column("morgan_count")),
+                                        [numpy_view(b.column(name)) for name in MORGAN_COLUMNS], self.offset)
         return self._morgan
 
     @property
@@ -186,7 +182,7 @@ class LoadedShard:
     def _pickles(self, rows: np.ndarray) -> list[bytes]:
         out: list[bytes] = [b""] * len(rows)
         for batch, where, local in self._split(rows):
-            for j, data in zip(where.tolist(), batch.pickles.take(pa.array(local)).to_pylist()):
+            for j, data in zip(where.tolist(), batch.pickles.take(arrow_array(local)).to_pylist()):
                 out[j] = data
         return out
 
@@ -214,11 +210,11 @@ class LoadedShard:
         order = np.empty(len(rows), dtype=np.int64)
         parts, done = [], 0
         for batch, where, local in self._split(rows):
-            parts.append(batch.batch.column("smiles").take(pa.array(local)))
+            parts.append(batch.batch.column("smiles").take(arrow_array(local)))
             order[where] = np.arange(done, done + len(where))
             done += len(where)
-        smiles = pa.concat_arrays(parts).take(pa.array(order)) if len(parts) > 1 else \
-            (parts[0] if parts else pa.array([], pa.string()))
+        smiles = pa.concat_arrays(parts).take(arrow_array(order)) if len(parts) > 1 else \
+            (parts[0] if parts else string_array([]))
         return self.cids(rows), smiles
 
     def records(self, rows: np.ndarray | list[int]) -> tuple[list[int], list[str]]:

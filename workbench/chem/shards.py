@@ -62,10 +62,14 @@ def tsv_payload(cids: "np.ndarray", smiles: "pa.Array") -> bytes:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not len(cids):
+    from workbench.util.arrow import arrow_array, constant_strings
+
+    n = len(cids)
+    if not n:
         return b""
-    lines = pc.binary_join_element_wise(pc.cast(pa.array(cids, pa.int64()), pa.string()),
-                                        pc.binary_join_element_wise(smiles, "", "\n"), "\t")
+    ended = pc.binary_join_element_wise(smiles, constant_strings("", n), constant_strings("\n", n))
+    lines = pc.binary_join_element_wise(pc.cast(arrow_array(np.asarray(cids, dtype=np.int64)), pa.string()), ended,
+                                        constant_strings("\t", n))
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
     return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]].tobytes()
 

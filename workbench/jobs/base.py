@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from workbench.storage.integrity import check_task_files
 from workbench.storage.manifest import ShardInfo
+from workbench.util.memory import release_freed_memory
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -137,7 +138,9 @@ def run_shard(job: Job, task: ShardTask) -> ShardResult:
     check_task_files(task.root, task.shard, node_name())  # a symlink out, or a changed copy, is refused
     start = time.perf_counter()
     out = job.run(task)
-    return shard_result(task, out, time.perf_counter() - start, worker_name(), node_name())
+    seconds = time.perf_counter() - start
+    release_freed_memory()  # a worker process keeps none of this shard's intermediates resident
+    return shard_result(task, out, seconds, worker_name(), node_name())
 
 
 def shard_result(task: ShardTask, out: ShardOutput, seconds: float, worker: str, node: str) -> ShardResult:

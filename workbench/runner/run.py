@@ -33,6 +33,7 @@ from workbench.runner.stats import RunStats, cpu_seconds
 from workbench.storage.integrity import check_sizes
 from workbench.storage.manifest import Manifest
 from workbench.storage.results import payload_to_batch
+from workbench.util.memory import release_freed_memory
 from workbench.util.notebook import in_notebook
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class Run:
         import pyarrow as pa
 
         table = pa.Table.from_batches(list(self.batches()), schema=self.job.schema())
+        release_freed_memory()  # the payloads and their parsing: freed, and not kept resident either
         if self.failed:  # keeping going: say which shards are missing, in the table and as a warning
             import json
 

@@ -19,19 +19,23 @@ def payload_to_batch(payload: bytes, schema: "pa.Schema") -> "pa.RecordBatch":
     import pyarrow as pa
     import pyarrow.csv as csv
 
+    from workbench.util.arrow import empty_batch, string_array
+
     if not payload:
-        return pa.RecordBatch.from_pylist([], schema=schema)
-    if len(schema) == 1:  # free-form lines (command jobs): no column splitting
+        return empty_batch(schema)
+    if len(schema) == 1 and schema[0].type == pa.string():  # free-form lines (command jobs): no column splitting
         lines = payload.decode("utf-8", "replace").splitlines()
-        return pa.RecordBatch.from_arrays([pa.array(lines, schema[0].type)], schema=schema)
+        return pa.RecordBatch.from_arrays([string_array(lines)], schema=schema)
+    pool = pa.system_memory_pool()  # glibc's heap, which ``release_freed_memory`` trims once the table is built
     table = csv.read_csv(
         pa.py_buffer(payload),
         read_options=csv.ReadOptions(column_names=schema.names, block_size=max(1 << 20, len(payload) + 1)),
         parse_options=csv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False, newlines_in_values=False),
         convert_options=csv.ConvertOptions(column_types=schema, strings_can_be_null=False, quoted_strings_can_be_null=False),
+        memory_pool=pool,
     )
-    batches = table.combine_chunks().to_batches()
-    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema)
+    batches = table.combine_chunks(memory_pool=pool).to_batches()
+    return batches[0] if batches else empty_batch(schema)
 
 
 def output_kind(path: str | os.PathLike[str]) -> str:
