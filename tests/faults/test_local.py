@@ -100,6 +100,36 @@ def test_killed_pool_worker_processes_are_retried(request, source, query):
     assert not workers()
 
 
+def test_killed_nanny_interpreter_is_started_again_and_its_shards_retried(faults_indexed):
+    """The pool's one `dask spec` interpreter (every Nanny) killed mid-run: its worker processes exit
+    with it, it is started again, and the run retries the shards they were running: exact results,
+    each shard once, and the pool whole (two forked workers) afterwards."""
+    from tests.chem.conftest import read_records, substructure_truth
+    from workbench.backends import close_all, get_backend
+
+    query = "[$(*~*~*~*~*~*~*~*~*~*~*)]"
+    job = SubstructureJob(query=query)
+    list(faults_indexed.run(job, workers=2))  # the pool is up: time the run alone
+    results, seconds = timed(faults_indexed.run(job, workers=2))
+    expected = sorted_lines(results)
+    assert expected == sorted(f"{c}\t{s}".encode() for c, s in substructure_truth(read_records(faults_indexed.directory), query))
+    interpreters = lambda: [p for p in psutil.Process().children() if "dask spec" in " ".join(p.cmdline())]  # noqa: E731
+    retries = 0
+    for trial, rng in trial_rngs("local-nanny-interpreter", trials=3):
+        client = get_backend("local", workers=2).client()  # whole again: the interpreter was restarted
+        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2 and len(interpreters()) == 1
+        killer = Killer(rng, interpreters, psutil.Process.kill, window=(0.1, 0.6 * seconds))
+        run = run_while_killing(killer, faults_indexed, job, expected, trial, workers=2)
+        assert killer.killed, f"trial {trial}"
+        retries += run.stats.retries
+    assert retries >= 1
+    client = get_backend("local", workers=2).client()
+    assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
+    assert all(is_dask_worker(psutil.Process(pid)) for pid in client.run(lambda: __import__("os").getpid()).values())
+    close_all()
+    assert not interpreters() and not descendants(is_dask_worker)
+
+
 def test_without_retries_a_killed_grep_fails_the_run_naming_its_shard(faults_dataset):
     import random
 

@@ -3,21 +3,18 @@
 Jobs whose work runs in a subprocess or releases the GIL (grep) run on a thread pool
 (``workbench.backends.threads``): no Dask import, and threads driving grep subprocesses need no
 more. Jobs that hold the GIL (RDKit loops) run on single-threaded Dask worker processes, started
-on first use and kept for the rest of the session. Each worker is its own interpreter started
-with ``python -m dask spec`` (``distributed``'s ``SubprocessWorker``) running a Nanny, attached to
-a scheduler in this process: unlike ``LocalCluster``'s workers, spawned from this process, they
-never re-import the caller's ``__main__``, so a plain script calling ``ds.substructure(...)`` at
-top level works as written; each Nanny forks its worker process (``FORK_WORKERS``). A killed
-worker process is restarted by its Nanny; a pool that lost a whole worker is replaced before the
-next run.
+on first use and kept for the rest of the session. One interpreter started with ``python -m dask
+spec`` (``backends.nanny_group``) runs a Nanny per worker, attached to a scheduler in this
+process: unlike ``LocalCluster``'s workers, spawned from this process, the workers never re-import
+the caller's ``__main__``, so a plain script calling ``ds.substructure(...)`` at top level works
+as written; each Nanny forks its worker process (``FORK_WORKERS``). A killed worker process is
+restarted by its Nanny; a pool that lost a whole worker is replaced before the next run.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +38,7 @@ ARROW_SYSTEM_POOL = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 
 def worker_environ() -> dict[str, str]:
-    """What the `dask spec` interpreters' environment gains: the fork start, Arrow's system memory
+    """What the Nannies' `dask spec` interpreter's environment gains: the fork start, Arrow's system memory
     pool, and Dask's ``distributed.nanny.pre-spawn-environ`` (``MALLOC_TRIM_THRESHOLD_``, one BLAS
     thread). glibc, Arrow and BLAS read those when a process starts, so a forked worker has them
     only if its Nanny started with them."""
@@ -49,18 +46,6 @@ def worker_environ() -> dict[str, str]:
 
     pre_spawn = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
     return {**{key: str(value) for key, value in pre_spawn.items()}, **ARROW_SYSTEM_POOL, **FORK_WORKERS}
-
-
-@contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in ``os.environ`` for the duration (a variable the caller set is left as it is)."""
-    added = {k: v for k, v in values.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
 
 
 def dashboard_available() -> bool:
@@ -112,19 +97,18 @@ class LocalBackend(Backend):
             import logging
 
             from distributed import Client, Scheduler, SpecCluster
-            from distributed.deploy.subprocess import SubprocessWorker
             from distributed.worker_memory import parse_memory_limit
+
+            from workbench.backends.nanny_group import group_spec
 
             logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO chatter on our stderr
             # a task whose worker died is the run's to retry (or report), not the scheduler's to log
             logging.getLogger("distributed.scheduler").addFilter(
                 lambda record: "workers died while trying to run it" not in record.getMessage())
-            # each worker: a `dask spec` interpreter running a Nanny (which restarts its worker process if
+            # one `dask spec` interpreter running a Nanny per worker (each restarts its worker process if
             # it dies), never an import of the caller's __main__; loopback only
             options = {"host": "127.0.0.1", "nthreads": 1, "silence_logs": logging.ERROR,
                        "memory_limit": parse_memory_limit("auto", 1, self.workers, logger=logging.getLogger(__name__))}
-            worker = {"cls": SubprocessWorker, "options": {"worker_class": "distributed.Nanny",
-                                                            "worker_kwargs": options}}
             # the scheduler's HTTP endpoint on an ephemeral port (no clash with another cluster's 8787);
             # the dashboard (bokeh, +0.7 s start-up) only in a notebook, where its link is one click away.
             # allowed_failures=0: a task whose worker dies comes back as KilledWorker at once, so
@@ -132,10 +116,8 @@ class LocalBackend(Backend):
             self._dashboard = in_notebook() and dashboard_available()
             scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
                                                        "dashboard": self._dashboard, "allowed_failures": 0}}
-            with _environ(worker_environ()):  # read by the `dask spec` interpreters started now, not this one
-                self._cluster = SpecCluster(scheduler=scheduler,
-                                            workers={i: worker for i in range(self.workers)},
-                                            silence_logs=logging.ERROR, name="workbench-local")
+            self._cluster = SpecCluster(scheduler=scheduler, workers=group_spec(self.workers, options, worker_environ()),
+                                        silence_logs=logging.ERROR, name="workbench-local")
             self._client = Client(self._cluster, set_as_default=False)
             self._client.wait_for_workers(self.workers, timeout=120)
         return self._client
