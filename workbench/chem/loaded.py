@@ -160,7 +160,7 @@ class LoadedShard:
         cached = self._mols
         if limit is not None:
             return np.array(self._match_python(candidates.tolist(), query, keep, limit), dtype=np.int64)
-        known = np.fromiter((i in cached for i in candidates.tolist()), dtype=bool, count=len(candidates))
+        known = np.isin(candidates, np.fromiter(cached, dtype=np.int64, count=len(cached)))  # no Python int per candidate
         fresh = candidates[~known]
         hits = [np.array(self._match_python(candidates[known].tolist() + fresh[:keep].tolist(), query, keep, None),
                          dtype=np.int64)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from typing import IO, TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
@@ -26,7 +27,7 @@ def payload_to_batch(payload: bytes, schema: "pa.Schema") -> "pa.RecordBatch":
     if len(schema) == 1 and schema[0].type == pa.string():  # free-form lines (command jobs): no column splitting
         lines = payload.decode("utf-8", "replace").splitlines()
         return pa.RecordBatch.from_arrays([string_array(lines)], schema=schema)
-    pool = pa.system_memory_pool()  # glibc's heap, which ``release_freed_memory`` trims once the table is built
+    pool = result_pool()
     table = csv.read_csv(
         pa.py_buffer(payload),
         read_options=csv.ReadOptions(column_names=schema.names, block_size=max(1 << 20, len(payload) + 1)),
@@ -36,6 +37,21 @@ def payload_to_batch(payload: bytes, schema: "pa.Schema") -> "pa.RecordBatch":
     )
     batches = table.combine_chunks(memory_pool=pool).to_batches()
     return batches[0] if batches else empty_batch(schema)
+
+
+@lru_cache(maxsize=1)
+def result_pool() -> "pa.MemoryPool":
+    """The Arrow pool result tables are built from: jemalloc returning pages the moment a table is
+    freed (decay 0), so a notebook dropping a large result gets its memory back (the default
+    pool keeps it for reuse); glibc's where pyarrow has no jemalloc."""
+    import pyarrow as pa
+
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)  # only Arrow's jemalloc pool: not the default pool anything else uses
+        return pool
+    except (NotImplementedError, pa.ArrowNotImplementedError):
+        return pa.system_memory_pool()
 
 
 def output_kind(path: str | os.PathLike[str]) -> str:
