@@ -7,7 +7,9 @@ processes), as a notebook session would. After each query, sums ``RssAnon`` (res
 that is not file-backed: decoded molecules, decompressed columns, Python objects) over this
 process and its children, and reports the peak per molecule, the same above the baseline of the
 started process tree (interpreters, imports), the first-query and per-query times, and the index
-size on disk per molecule.
+size on disk per molecule. Also the peak of ``Pss_Anon`` summed the same way, which counts once the
+pages forked workers still share with the interpreter they were forked from (``RssAnon`` counts
+them in each).
 
     python benchmarks/chem/session_memory.py [--molecules 100000] [--workers 1] [--json out.json]
 """
@@ -26,8 +28,10 @@ from data import ROOT, real_smiles  # noqa: E402
 from substructure_vs_substructlibrary import panel  # noqa: E402
 
 
-def anonymous_rss(pid: int | None = None) -> int:
-    """``RssAnon`` of this process (or ``pid``) and all its descendants, in bytes."""
+def anonymous_rss(pid: int | None = None, field: str = "RssAnon", source: str = "status") -> int:
+    """``RssAnon`` of this process (or ``pid``) and all its descendants, in bytes; with
+    ``field="Pss_Anon", source="smaps_rollup"`` their proportional share instead (pages a forked
+    worker still shares with its Nanny's interpreter counted once, not in each)."""
     import psutil
 
     total = 0
@@ -41,13 +45,17 @@ def anonymous_rss(pid: int | None = None) -> int:
         return 0
     for proc in tree:
         try:
-            with open(f"/proc/{proc.pid}/status") as fh:
+            with open(f"/proc/{proc.pid}/{source}") as fh:
                 for line in fh:
-                    if line.startswith("RssAnon:"):
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1]) * 1024
         except OSError:
             pass
     return total
+
+
+def anonymous_pss() -> int:
+    return anonymous_rss(field="Pss_Anon", source="smaps_rollup")
 
 
 def indexed_dataset(molecules: int, workers: int) -> Path:
@@ -84,8 +92,8 @@ def main() -> None:
     for module in ("workbench.chem.loaded", "workbench.chem.screening", "workbench.jobs.substructure"):
         importlib.import_module(module)
         client.run(importlib.import_module, module)
-    baseline = anonymous_rss()
-    rows, peak = [], 0
+    baseline, baseline_pss = anonymous_rss(), anonymous_pss()
+    rows, peak, peak_pss = [], 0, 0
     queries = [("substructure", q) for q, _ in panel()[:20]] + [("similar", s) for s in
                                                                  ("CC(=O)Nc1ccc(O)cc1", "c1ccc2ncccc2c1", "CN1CCN(CC1)C")]
     start = time.perf_counter()
@@ -94,15 +102,18 @@ def main() -> None:
         table = ds.substructure(query, workers=args.workers) if kind == "substructure" else \
             ds.similar(query, top=10, workers=args.workers)
         seconds = time.perf_counter() - t0
-        memory = anonymous_rss()
-        peak = max(peak, memory)
-        rows.append({"kind": kind, "query": query, "hits": table.num_rows, "seconds": seconds, "anon_rss": memory})
+        memory, shared_once = anonymous_rss(), anonymous_pss()
+        peak, peak_pss = max(peak, memory), max(peak_pss, shared_once)
+        rows.append({"kind": kind, "query": query, "hits": table.num_rows, "seconds": seconds, "anon_rss": memory,
+                     "anon_pss": shared_once})
         print(f"{kind:12} {query[:40]:40} {table.num_rows:7,} hits {seconds * 1e3:8.1f} ms  "
               f"anon {memory / 1e6:7.1f} MB = {memory / n:6.0f} B/molecule", flush=True)
     summary = {"molecules": n, "workers": args.workers, "queries": len(rows),
                "first_query_s": rows[0]["seconds"], "all_queries_s": time.perf_counter() - start,
                "baseline_anon_rss_bytes": baseline, "peak_anon_rss_bytes": peak,
                "peak_anon_bytes_per_molecule": peak / n, "marginal_anon_bytes_per_molecule": (peak - baseline) / n,
+               "baseline_anon_pss_bytes": baseline_pss, "peak_anon_pss_bytes": peak_pss,
+               "peak_anon_pss_bytes_per_molecule": peak_pss / n,
                "index_bytes_per_molecule": index_bytes / n, "pid": os.getpid()}
     print(json.dumps(summary, indent=1))
     if args.json:
