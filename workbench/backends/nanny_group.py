@@ -31,7 +31,6 @@ class NannyGroup(SubprocessWorker):
         super().__init__(scheduler, worker_class="distributed.Nanny", name=name, worker_kwargs=worker_kwargs)
         self.suffixes = list(suffixes)
         self.environ = dict(environ or {})  # added to this process's environment (where it has none of them)
-        self.restarts = 0
         self._closing = False
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -58,7 +57,6 @@ class NannyGroup(SubprocessWorker):
             if self._closing:
                 return
             await self._spawn()
-            self.restarts += 1
 
     async def close(self) -> None:
         self._closing = True

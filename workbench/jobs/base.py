@@ -139,7 +139,8 @@ def run_shard(job: Job, task: ShardTask) -> ShardResult:
     start = time.perf_counter()
     out = job.run(task)
     seconds = time.perf_counter() - start
-    release_freed_memory()  # a worker process keeps none of this shard's intermediates resident
+    if job.executor == "processes":  # a worker process keeps none of this shard's intermediates resident
+        release_freed_memory()
     return shard_result(task, out, seconds, worker_name(), node_name())
 
 
