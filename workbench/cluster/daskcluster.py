@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.backends.local import ARROW_SYSTEM_POOL
 from workbench.cluster.inventory import Cluster, Node, load_cluster
 from workbench.cluster.processes import pid_alive, terminate
 from workbench.cluster.ssh import bounded, run, run_sync, session
@@ -227,7 +228,8 @@ async def _start_workers(cluster: Cluster, node: Node, scheduler: str) -> dict[s
     logdir = f"{node.data_dir}/.workbench"
     log = f"{logdir}/dask-worker.log"
     cores = str(node.cores) if node.cores else "$(nproc)"
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in {"WORKBENCH_NODE": node.name, **REQUIRE_ENCRYPTION_ENV}.items())
+    variables = {"WORKBENCH_NODE": node.name, **ARROW_SYSTEM_POOL, **REQUIRE_ENCRYPTION_ENV}  # Arrow: as local workers
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in variables.items())
     async with session(cluster, node) as conn:
         tls = await send_to_node(conn, cluster, node)
         worker = shlex.join([node.python, "-m", "distributed.cli.dask_worker", scheduler, "--nthreads", "1",
