@@ -95,3 +95,23 @@ def test_worker_processes_never_import_pandas(unparsable_dataset, nci_records, t
     assert text.num_rows == len(substructure_truth(records, "c1ccncc1"))
     imported = get_backend("local", workers=2).client().run(lambda: "pandas" in __import__("sys").modules)
     assert len(imported) == 2 and not any(imported.values())
+
+
+def test_index_build_and_inspection_leave_pandas_unimported_in_the_caller(tmp_path):
+    """``build_index`` (here: no unparsable records, an empty invalid list) and ``index_rows`` in a
+    fresh interpreter: pyarrow's pandas import would cost the CLI command ~0.2 s and ~30 MB."""
+    pytest.importorskip("pandas")
+    (tmp_path / "a.tsv").write_text("".join(f"{i}\tc1ccccc1{'C' * (i % 5)}\n" for i in range(1, 200)))
+    code = textwrap.dedent(f"""\
+        import sys
+        from pathlib import Path
+        import workbench as wb
+        from workbench.storage.index import index_rows
+        ds = wb.ingest([{str(tmp_path / "a.tsv")!r}], {str(tmp_path / "ds")!r}, format="cid-smiles")
+        report = ds.build_index(workers=2)
+        rows = sum(index_rows(str(p)).num_rows for p in Path({str(tmp_path / "ds" / "index")!r}).glob("*.arrow"))
+        print(report.invalid.num_rows, rows, "pandas" in sys.modules)
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "199", "False"]

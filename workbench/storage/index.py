@@ -120,12 +120,14 @@ def index_rows(index_path: str) -> "pa.Table":
     import numpy as np
     import pyarrow as pa
 
+    from workbench.util.arrow import numpy_view
+
     parts = []
     for batch in open_index(index_path).read_all().to_batches():
         n = batch.num_rows
-        pattern = np.stack([batch.column(c).to_numpy() for c in PATTERN_COLUMNS], axis=1).astype("<u8")
+        pattern = np.stack([numpy_view(batch.column(c)) for c in PATTERN_COLUMNS], axis=1).astype("<u8")
         morgan = np.empty((n, FP_BYTES), dtype=np.uint8)
-        morgan[batch.column("morgan_row").to_numpy()] = np.stack([batch.column(c).to_numpy() for c in MORGAN_COLUMNS], axis=1)
+        morgan[numpy_view(batch.column("morgan_row"))] = np.stack([numpy_view(batch.column(c)) for c in MORGAN_COLUMNS], axis=1)
         fixed = pa.binary(FP_BYTES)
         parts.append(pa.table({
             "cid": batch.column("cid"), "smiles": batch.column("smiles"), "mol": batch.column("mol"),
@@ -133,7 +135,7 @@ def index_rows(index_path: str) -> "pa.Table":
             "morgan": pa.FixedSizeBinaryArray.from_buffers(fixed, n, [None, pa.py_buffer(morgan.tobytes())])}))
     schema = pa.schema([("cid", pa.int64()), ("smiles", pa.string()), ("mol", pa.binary()),
                         ("pattern", pa.binary(FP_BYTES)), ("morgan", pa.binary(FP_BYTES))])
-    return pa.concat_tables(parts) if parts else schema.empty_table()
+    return pa.concat_tables(parts) if parts else pa.Table.from_batches([], schema=schema)
 
 
 def read_index_meta(index_path: str) -> dict[str, Any] | None:
@@ -259,7 +261,7 @@ def invalid_records(root: Path, manifest: Manifest) -> "pa.Table":
             t = open_index(str(path)).read_all().select(["cid", "smiles", "mol"])
             tables.append(t.filter(pc.is_null(t["mol"])).select(["cid", "smiles"]))
     schema = pa.schema([("cid", pa.int64()), ("smiles", pa.string())])
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+    return pa.concat_tables(tables) if tables else pa.Table.from_batches([], schema=schema)
 
 
 def write_invalid_list(root: Path, table: "pa.Table") -> Path:

@@ -41,9 +41,10 @@ def payload_to_batch(payload: bytes, schema: "pa.Schema") -> "pa.RecordBatch":
 
 @lru_cache(maxsize=1)
 def result_pool() -> "pa.MemoryPool":
-    """The Arrow pool result tables are built from: jemalloc returning pages the moment a table is
-    freed (decay 0), so a notebook dropping a large result gets its memory back (the default
-    pool keeps it for reuse); glibc's where pyarrow has no jemalloc."""
+    """The Arrow pool result tables are built from: jemalloc, which hands most of a dropped table's
+    memory back to the OS at once (measured: ~12 MB of a parse stays), where the default pool
+    (mimalloc) keeps it all for reuse and glibc's heap until the next trim; glibc's where pyarrow
+    has no jemalloc."""
     import pyarrow as pa
 
     try:
