@@ -79,3 +79,33 @@ def test_release_freed_memory_returns_a_fragmented_heap():
                                                        check=True, env=env).stdout.split())
     assert freed - before > 150_000  # kB: the freed blocks were still resident
     assert released - before < 40_000
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+@pytest.mark.parametrize("fixed", [False, True])
+def test_unpool_large_blocks_lets_freed_results_leave_the_heap(fixed):
+    """Left dynamic, glibc serves blocks below the largest one freed so far from its heap, where
+    they stay resident behind a live small object; with the threshold fixed they are mapped, and
+    unmapped when freed. The unfixed run is the control."""
+    code = textwrap.dedent(f"""\
+        from workbench.util.memory import unpool_large_blocks
+        def anon():
+            return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("RssAnon"))
+        if {fixed}:
+            assert unpool_large_blocks()
+        large = bytearray(8 << 20)
+        del large  # one large block freed: the dynamic threshold rises past 4 MiB
+        before = anon()
+        blocks, pins = [], []
+        for _ in range(20):
+            blocks.append(bytearray(4 << 20)); pins.append(bytearray(1024))  # a result, then a small live object (glibc, not pymalloc)
+        del blocks
+        print(anon() - before)
+        """)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MALLOC_")}
+    kept = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env=env).stdout)
+    if fixed:
+        assert kept < 10_000  # kB
+    else:
+        assert kept > 60_000

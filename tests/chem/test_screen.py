@@ -22,21 +22,35 @@ EDGE_SMILES = ["C~C", "CC~O", "C:C", "CC:CC", "c1ccccc1~C", "[13CH3]C", "[2H]C([
                "FC(F)(F)S(=O)(=O)N", "C/C=C/C", "N[C@@H](C)C(=O)O", "[C-]#[O+]", "CC1=CC=CC=C1", "C1=CC=CN1"]
 
 
-@pytest.fixture(scope="module")
-def molecules(nci_smi):
-    from rdkit import Chem, RDLogger
+#: Aromatic systems sanitisation perceives in unusual ways: charged, fused, heteroatom, non-aromatic rings
+#: written aromatic-looking, biaryls with and without an explicit single bond.
+AROMATIC_SMILES = ["c1ccccc1c1ccccc1", "c1ccccc1-c1ccccc1", "C1=CC=CC=C1", "C1=CC=CC=CC=C1", "c1cc2cccc-2c1",
+                   "C1=CC2=CC=CC=CC2=C1", "[cH-]1cccc1", "c1cc[nH]c1", "o1cccc1", "c1ccc2[nH]ccc2c1", "c1ccc2cc3ccccc3cc2c1",
+                   "C1=CC=C2C(=C1)C=CC=C2", "[n+]1ccccc1", "c1ccc[n+]([O-])c1", "O=c1cccc[nH]1", "c1cc2ccc3cccc4ccc(c1)c2c34",
+                   "B1C=CC=C1", "c1ccc2c(c1)oc1ccccc12", "C1=COC=C1", "[se]1cccc1", "c1ccc-2c(c1)-c1ccccc-21",
+                   "c1ccccc1C1=CC=CC=C1", "C1=CC=CC=C1c1ccccc1", "c12ccccc1cccc2", "[2H]c1ccccc1", "c1ccccc1/C=C/c1ccccc1"]
 
+
+@pytest.fixture(scope="module")
+def smiles_texts(nci_smi) -> list[str]:
     from workbench.errors import WorkbenchError
     from workbench.storage.recipes import moses_cid_smiles
 
-    RDLogger.DisableLog("rdApp.*")
     try:
         moses = [line.split(b"\t", 1)[1].strip().decode() for line in moses_cid_smiles(limit=5000)]
     except WorkbenchError as exc:
         moses = []
         require("moses", False, str(exc))
     nci = [line.split()[0] for line in nci_smi.read_text().splitlines()[:2500]]
-    mols = [Chem.MolFromSmiles(s) for s in moses + nci + EDGE_SMILES]
+    return moses + nci + EDGE_SMILES + AROMATIC_SMILES
+
+
+@pytest.fixture(scope="module")
+def molecules(smiles_texts):
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    mols = [Chem.MolFromSmiles(s) for s in smiles_texts]
     return [m for m in mols if m is not None]
 
 
@@ -118,6 +132,31 @@ def test_molecules_with_query_features_are_never_screened_out():
         mol = Chem.MolFromSmiles(smiles)
         assert not molecule_screenable(mol) and molecule_pattern_fp(mol) == ALL_BITS
     assert molecule_screenable(Chem.MolFromSmiles("c1ccccc1CC"))
+
+
+def test_plain_smiles_shortcut_agrees_with_the_bond_checks(smiles_texts):
+    """The index build skips the bond checks for molecules written in plain SMILES; over every test
+    molecule (MOSES, NCI, edge cases, unusual aromatics) the checks say the same. The written ones
+    with ``:`` or ``~`` bonds go through the checks, and fail them."""
+    from rdkit import Chem
+
+    from workbench.chem.screening import PLAIN_SMILES, molecule_screenable
+
+    plain = checked = 0
+    for text in smiles_texts:
+        mol = Chem.MolFromSmiles(text)
+        if mol is None:
+            continue
+        full = molecule_screenable(mol)
+        assert molecule_screenable(mol, text) == full, text
+        if PLAIN_SMILES.fullmatch(text):
+            plain += 1
+            assert full, text
+        else:
+            checked += 1
+    assert plain > 7000 and checked >= 5  # the shortcut was taken, and the checks still ran where it was not
+    for text in ["C~C", "C:C", "CC:CC", "c1ccccc1~C", "[CH3:1]C~C"]:
+        assert not molecule_screenable(Chem.MolFromSmiles(text), text), text
 
 
 def test_huge_query_screens_only_a_part_without_crashing():

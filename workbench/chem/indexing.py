@@ -58,7 +58,7 @@ def index_batch(cids: list[int], smiles: list[str], schema: pa.Schema,
             patterns += _EMPTY
             morgans += _EMPTY
             continue
-        patterns += molecule_pattern_fp(mol)
+        patterns += molecule_pattern_fp(mol, smi)
         morgans += morgan_fp(mol)
         pickles.append(mol_to_pickle(mol))  # last: it drops the rings the fingerprints use
     pattern_words = np.frombuffer(patterns, dtype="<u8").reshape(n, -1).T

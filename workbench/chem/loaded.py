@@ -5,7 +5,7 @@ pickles are read straight from the page cache, as file-backed pages the kernel c
 copied into the process. What a process holds of its own (anonymous memory) is small: per record
 batch, the popcount bin starts of its Morgan fingerprints (16 kB) and, for batches with unparsable
 records, a validity mask; and molecules decoded from their pickles (about 24 kB each, against ~320
-bytes pickled), kept for the next query within ``WORKBENCH_CHEM_MOL_CACHE_MB`` (default 16 MB per
+bytes pickled), kept for the next query within ``WORKBENCH_CHEM_MOL_CACHE_MB`` (default 8 MB per
 process) and ``WORKBENCH_CHEM_CACHE_MB`` (everything the cache holds; default a third of RAM per
 core). Survivors beyond that budget are decoded and matched inside RDKit on each query.
 """
@@ -25,7 +25,7 @@ from workbench.storage.index import MORGAN_COLUMNS, PATTERN_COLUMNS, open_index
 from workbench.util.arrow import arrow_array, numpy_view, string_array, validity
 
 MOL_BYTES = 24_000  # resident cost of one decoded drug-sized molecule (measured on MOSES), for the budgets
-MOL_CACHE_MB = 16  # default budget for decoded molecules per process (~670 drug-sized ones)
+MOL_CACHE_MB = 8  # default budget for decoded molecules per process (~330 drug-sized ones)
 MAX_OPEN = 256  # index files kept open (mapped) per process
 MATCH_CHUNK = 16_384  # survivors handed to RDKit at a time (their pickles are copied: ~5 MB)
 

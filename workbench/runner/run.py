@@ -33,7 +33,7 @@ from workbench.runner.stats import RunStats, cpu_seconds
 from workbench.storage.integrity import check_sizes
 from workbench.storage.manifest import Manifest
 from workbench.storage.results import payload_to_batch
-from workbench.util.memory import release_freed_memory
+from workbench.util.memory import release_freed_memory, unpool_large_blocks
 from workbench.util.notebook import in_notebook
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ class Run:
         from dataclasses import replace
 
         check_sizes(self.root, self.manifest)  # cheap (one stat per shard): a changed shard never runs
+        unpool_large_blocks()  # payloads and tables this process receives leave nothing resident when dropped
         for text in self.backend.prepare(self.job, self.manifest) or []:  # a job without notes may return None
             self.note(text)
         before = self._node_health() if self.health else None
