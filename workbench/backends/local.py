@@ -13,6 +13,7 @@ restarted by its Nanny; a pool that lost a whole worker is replaced before the n
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.backends.base import Backend
 from workbench.backends.retry import RetryPolicy, ShardFailure
 from workbench.backends.threads import stream_threads
+from workbench.errors import BackendError
 from workbench.jobs.base import Job, ShardResult, ShardTask, run_shard
 from workbench.jobs.proc import kill_running
 from workbench.util.notebook import in_notebook
@@ -35,6 +37,15 @@ FORK_WORKERS = {"DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD": "fork"}
 #: Arrow allocates from glibc's heap, which ``util.memory.release_freed_memory`` trims after each
 #: shard; its default mimalloc pool kept tens of MB per worker resident after many-hit queries.
 ARROW_SYSTEM_POOL = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
+START_TIMEOUT = 120.0  # seconds the pool's worker processes have to start (``WORKBENCH_POOL_START_TIMEOUT``)
+
+
+def start_timeout() -> float:
+    """Seconds the pool's worker processes have to start and connect: ``WORKBENCH_POOL_START_TIMEOUT``
+    (a loaded board may need longer), else ``START_TIMEOUT``."""
+    import os
+
+    return float(os.environ.get("WORKBENCH_POOL_START_TIMEOUT", START_TIMEOUT))
 
 
 def worker_environ() -> dict[str, str]:
@@ -119,7 +130,13 @@ class LocalBackend(Backend):
             self._cluster = SpecCluster(scheduler=scheduler, workers=group_spec(self.workers, options, worker_environ()),
                                         silence_logs=logging.ERROR, name="workbench-local")
             self._client = Client(self._cluster, set_as_default=False)
-            self._client.wait_for_workers(self.workers, timeout=120)
+            try:
+                self._client.wait_for_workers(self.workers, timeout=start_timeout())
+            except TimeoutError:
+                self.close()
+                raise BackendError(f"the local pool's {self.workers} worker processes did not start within "
+                                   f"{start_timeout():g} s (their errors are above; `{sys.executable} -m dask spec` "
+                                   "runs them)") from None
         return self._client
 
     def dashboard_link(self) -> str | None:
