@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from tests.chem.smarts_fuzz import generate
-from tests.chem.test_screen import molecules  # noqa: F401 - the fixture
+from tests.chem.test_screen import molecules, smiles_texts  # noqa: F401 - the fixtures
 
 HAND_WRITTEN = ["[R2]", "[r5]", "[x3]", "[R0;C]", "[^2]", "[C^3]", "[N^1]", "[r6;R1]", "*@*", "*!@*", "[X4;#7]",
                 "[v6;S]", "[C@H](N)C", "C/C=C/C", "[$(*@*)]", "[$([C;R2])]", "[a](:[$([c;r6])])", "[h1;$([v2]-[x0&N])]",

@@ -6,6 +6,7 @@ fault-free result (every shard once) and leave nothing running.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from tests.faults.conftest import (
     run_while_killing,
     sorted_lines,
     trial_rngs,
+    wait_until,
 )
 from tests.helpers import gnu_grep, shard_files
 from workbench.errors import JobError, PartialResult
@@ -113,18 +115,38 @@ def test_killed_nanny_interpreter_is_started_again_and_its_shards_retried(faults
     results, seconds = timed(faults_indexed.run(job, workers=2))
     expected = sorted_lines(results)
     assert expected == sorted(f"{c}\t{s}".encode() for c, s in substructure_truth(read_records(faults_indexed.directory), query))
-    interpreters = lambda: [p for p in psutil.Process().children() if "dask spec" in " ".join(p.cmdline())]  # noqa: E731
+
+    def interpreters() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.Process().children():
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE and "dask spec" in " ".join(proc.cmdline()):
+                    found.append(proc)
+            except psutil.Error:
+                pass
+        return found
+
+    def whole() -> bool:
+        """One live interpreter, and two workers forked by it (not the killed one's, still listed)."""
+        live = interpreters()
+        try:
+            pids = get_backend("local", workers=2).client().run(os.getpid)
+            return len(live) == 1 and len(pids) == 2 and all(psutil.Process(p).ppid() == live[0].pid
+                                                              for p in pids.values())
+        except Exception:  # a listed worker already gone: not whole yet
+            return False
+
     retries = 0
     for trial, rng in trial_rngs("local-nanny-interpreter", trials=3):
-        client = get_backend("local", workers=2).client()  # whole again: the interpreter was restarted
-        assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2 and len(interpreters()) == 1
+        # whole again: the interpreter was restarted (a kill as the run ended is restarted after it)
+        assert wait_until(whole, timeout=60), f"trial {trial}: the pool is not whole again"
         killer = Killer(rng, interpreters, psutil.Process.kill, window=(0.1, 0.6 * seconds))
         run = run_while_killing(killer, faults_indexed, job, expected, trial, workers=2)
         assert killer.killed, f"trial {trial}"
         retries += run.stats.retries
     assert retries >= 1
+    assert wait_until(whole, timeout=60)
     client = get_backend("local", workers=2).client()
-    assert len(client.scheduler_info(n_workers=-1)["workers"]) == 2
     assert all(is_dask_worker(psutil.Process(pid)) for pid in client.run(lambda: __import__("os").getpid()).values())
     close_all()
     assert not interpreters() and not descendants(is_dask_worker)
