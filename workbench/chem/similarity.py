@@ -12,7 +12,9 @@ intersection counts then only read the rows of its non-zero bytes — a drug-lik
 BitBound: ``T(a, b) <= min(a, b) / max(a, b)``, so a threshold ``t`` only needs the popcount bins
 ``t·a <= b <= a/t`` (contiguous in popcount order). For the K nearest, bins are taken in rings of
 falling bound ``r``; once K rows score at least ``r``, no unread row can enter nor tie (their
-scores are strictly below ``r``): the bar rises with the K best found.
+scores are strictly below ``r``). Over several parts (an index file's record batches), each part
+after the first K are found reads only the bins that may reach the K-th best so far, in one window:
+the bar rises with the K best found.
 """
 
 from __future__ import annotations
@@ -107,12 +109,17 @@ class MorganSearch:
             keep = np.flatnonzero(common >= minimum)
         else:
             keep = np.arange(len(common))
-        c = common[keep].astype(np.int64)
-        denom = self.counts[lo + keep].astype(np.int64) + qcount - c
-        sims = np.zeros(len(keep), dtype=np.float64)
-        np.divide(c, denom, out=sims, where=denom > 0)  # RDKit: two empty fingerprints give 0.0
+        sims = self._scores(common[keep], qcount, lo + keep)
         good = sims >= threshold
         return keep[good], sims[good]
+
+    def _scores(self, common: np.ndarray, qcount: int, positions: np.ndarray | slice) -> np.ndarray:
+        """Exact Tanimoto (float64, as RDKit) of sorted ``positions`` with ``common`` bits in common."""
+        c = common.astype(np.int64)
+        denom = self.counts[positions].astype(np.int64) + qcount - c
+        sims = np.zeros(len(c), dtype=np.float64)
+        np.divide(c, denom, out=sims, where=denom > 0)  # RDKit: two empty fingerprints give 0.0
+        return sims
 
     def _window(self, qcount: int, bound: float) -> tuple[int, int]:
         """Sorted positions whose popcount ``b`` may reach ``T >= bound`` (one bin of slack each side)."""
@@ -176,36 +183,53 @@ class MorganBatches:
 def nearest_over(parts: list[MorganSearch], query_raw: bytes, k: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best rows (and every row tying the ``k``-th) with ``T >= threshold`` over ``parts``.
 
-    Rings of falling bound ``r``: in every part, score the bins that may reach ``r`` (those not
-    scored yet); once ``k`` rows reach ``r``, every row that could tie or beat the ``k``-th best is
-    among them (unscored rows are strictly below ``r``).
+    Part by part: until ``k`` rows are found, in rings of falling bound (``_rings``); after that
+    the ``k``-th best so far is the bar, and a part reads only the bins that may reach it, in one
+    window (a row below it can neither enter nor tie).
     """
     query = np.frombuffer(query_raw, dtype=np.uint8)
     qcount = int(np.bitwise_count(query).sum())
-    scored: list[list[tuple[int, np.ndarray]]] = [[] for _ in parts]  # per part: (first position, common counts)
-    read: list[tuple[int, int] | None] = [None] * len(parts)
+    rows, sims = np.zeros(0, np.int64), np.zeros(0)
     for part in parts:
         part.scored = 0
-    found: list[list[tuple[int, tuple[np.ndarray, np.ndarray]]]] = []
+        if len(sims) >= k:
+            bar = max(threshold, float(np.partition(sims, len(sims) - k)[len(sims) - k]))
+            lo, hi = part._window(qcount, bar)
+            keep, found = part._select(part._common(query, qcount, lo, hi), qcount, lo, bar) if hi > lo else \
+                (np.zeros(0, np.int64), np.zeros(0))
+            more = part.rows(lo + keep)
+        else:
+            more, found = _rings(part, query, qcount, k, threshold, sims)
+        rows, sims = np.concatenate([rows, more]), np.concatenate([sims, found])
+        best = best_with_ties(sims, k)
+        rows, sims = rows[best], sims[best]
+    return rows, sims
+
+
+def _rings(part: MorganSearch, query: np.ndarray, qcount: int, k: int, threshold: float,
+           carried: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``part`` with ``T >= r`` for the first ring bound ``r`` (falling, never below
+    ``threshold``) at which they and the ``carried`` scores of earlier parts reach ``k``: every
+    row that could tie or beat the ``k``-th best is among them (unread rows are strictly below
+    ``r``). Each window is read once; its counts are selected again at each lower bound."""
+    scored: list[tuple[int, np.ndarray]] = []  # (first position, bits in common of each row)
+    read: tuple[int, int] | None = None
+    found: list[tuple[int, tuple[np.ndarray, np.ndarray]]] = []
     for ring in _RINGS:
         bound = max(ring, threshold)
-        found = []
-        for i, part in enumerate(parts):
-            lo, hi = part._window(qcount, bound)
-            before = read[i]
-            for a, b in [(lo, hi)] if before is None else [(lo, before[0]), (before[1], hi)]:
-                if b > a:
-                    scored[i].append((a, part._common(query, qcount, a, b)))
-            read[i] = (lo, hi)
-            found.append([(a, part._select(common, qcount, a, bound)) for a, common in scored[i]])
-        if sum(len(keep) for f in found for _, (keep, _) in f) >= k or bound <= threshold:
+        lo, hi = part._window(qcount, bound)
+        for a, b in [(lo, hi)] if read is None else [(lo, read[0]), (read[1], hi)]:
+            if b > a:
+                scored.append((a, part._common(query, qcount, a, b)))
+        read = (lo, hi)
+        found = [(a, part._select(common, qcount, a, bound)) for a, common in scored]
+        reached = sum(len(keep) for _, (keep, _) in found) + int(np.count_nonzero(carried >= bound))
+        if reached >= k or bound <= threshold:
             break
-    rows = [part.rows(a + keep) for part, f in zip(parts, found) for a, (keep, _) in f]
-    sims = [s for f in found for _, (_, s) in f]
-    rows_all = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    sims_all = np.concatenate(sims) if sims else np.zeros(0)
-    keep = best_with_ties(sims_all, k)
-    return rows_all[keep], sims_all[keep]
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0)
+    return (part.rows(np.concatenate([a + keep for a, (keep, _) in found])),
+            np.concatenate([sims for _, (_, sims) in found]))
 
 
 def _joined(found: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
