@@ -43,14 +43,33 @@ def test_a_pool_whose_workers_cannot_start_is_one_error_line_and_leaves_nothing_
     proc = subprocess.Popen([str(Path(sys.executable).parent / "workbench"), "substructure", "c1ccccc1", "-c",
                              "--dataset", str(nci_dataset.directory), "--workers", "1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    children = []
+    seen: dict[int, psutil.Process] = {}  # every process the command started, while it ran
+    commands: dict[int, str] = {}
     try:
-        while proc.poll() is None and not children:
-            children = psutil.Process(proc.pid).children(recursive=True)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    seen.setdefault(child.pid, child)
+                    commands[child.pid] = commands.get(child.pid) or _cmdline(child)
+            except psutil.NoSuchProcess:
+                break
             time.sleep(0.05)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 2 and out == ""
     assert err.splitlines()[-1].startswith("error: the local pool's 1 worker processes did not start within 5 s")
-    assert children and not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    interpreters = [pid for pid, command in commands.items() if command.startswith(f"{sys.executable} -m dask spec")]
+    assert interpreters  # the pool's interpreter was started, and it is gone with everything else
+    time.sleep(1)
+    assert not [c for c in seen.values() if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def _cmdline(proc) -> str:
+    import psutil
+
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
