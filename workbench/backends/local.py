@@ -130,12 +130,13 @@ class LocalBackend(Backend):
             self._cluster = SpecCluster(scheduler=scheduler, workers=group_spec(self.workers, options, worker_environ()),
                                         silence_logs=logging.ERROR, name="workbench-local")
             self._client = Client(self._cluster, set_as_default=False)
+            timeout = start_timeout()
             try:
-                self._client.wait_for_workers(self.workers, timeout=start_timeout())
+                self._client.wait_for_workers(self.workers, timeout=timeout)
             except TimeoutError:
                 self.close()
                 raise BackendError(f"the local pool's {self.workers} worker processes did not start within "
-                                   f"{start_timeout():g} s (their errors are above; `{sys.executable} -m dask spec` "
+                                   f"{timeout:g} s (their errors are above; `{sys.executable} -m dask spec` "
                                    "runs them)") from None
         return self._client
 

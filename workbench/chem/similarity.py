@@ -113,7 +113,7 @@ class MorganSearch:
         good = sims >= threshold
         return keep[good], sims[good]
 
-    def _scores(self, common: np.ndarray, qcount: int, positions: np.ndarray | slice) -> np.ndarray:
+    def _scores(self, common: np.ndarray, qcount: int, positions: np.ndarray) -> np.ndarray:
         """Exact Tanimoto (float64, as RDKit) of sorted ``positions`` with ``common`` bits in common."""
         c = common.astype(np.int64)
         denom = self.counts[positions].astype(np.int64) + qcount - c
@@ -193,7 +193,7 @@ def nearest_over(parts: list[MorganSearch], query_raw: bytes, k: int, threshold:
     for part in parts:
         part.scored = 0
         if len(sims) >= k:
-            bar = max(threshold, float(np.partition(sims, len(sims) - k)[len(sims) - k]))
+            bar = max(threshold, float(sims.min()))  # the k-th best: ``sims`` holds the k best and their ties
             lo, hi = part._window(qcount, bar)
             keep, found = part._select(part._common(query, qcount, lo, hi), qcount, lo, bar) if hi > lo else \
                 (np.zeros(0, np.int64), np.zeros(0))

@@ -18,17 +18,14 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=1)
-def _libc():  # type: ignore[no-untyped-def]
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-
-
-@lru_cache(maxsize=1)
-def _malloc_trim():  # type: ignore[no-untyped-def]
+def _glibc():  # type: ignore[no-untyped-def]
+    """The C library when it is glibc (``malloc_trim`` and ``mallopt``; musl has neither), else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        _libc().mallopt  # noqa: B018 - glibc has both (musl has neither)
-        return _libc().malloc_trim
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 - both present, or AttributeError
+        return libc
     except (OSError, AttributeError):
         return None
 
@@ -45,18 +42,17 @@ def unpool_large_blocks() -> bool:
     threshold to the largest block freed so far (up to 32 MiB) and serves the next ones from its
     heap, which then stays as large as the largest result until the next trim: measured, 20-30 MB
     of a session's client after many-hit queries. Once per process; False where glibc is absent."""
-    trim = _malloc_trim()
-    if trim is None:
+    libc = _glibc()
+    if libc is None:
         return False
-    mallopt = _libc().mallopt
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def release_freed_memory() -> None:
     """Return freed heap pages (glibc ``malloc_trim``) and Arrow's unused pool memory to the OS."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
     arrow = sys.modules.get("pyarrow")  # only a process that already uses Arrow has a pool to release
     if arrow is not None:
         arrow.default_memory_pool().release_unused()
