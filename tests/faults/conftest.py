@@ -44,10 +44,11 @@ def trial_rngs(name: str, trials: int = TRIALS) -> list[tuple[int, random.Random
     return [(t, random.Random(f"{SEED}-{name}-{t}")) for t in range(trials)]
 
 
-def descendants(match: Callable[[psutil.Process], bool], root: psutil.Process | None = None) -> list[psutil.Process]:
-    """Live processes below ``root`` (this test process) that ``match``."""
+def descendants(match: Callable[[psutil.Process], bool], root: psutil.Process | None = None,
+                recursive: bool = True) -> list[psutil.Process]:
+    """Live processes below ``root`` (this test process; only its children unless ``recursive``) that ``match``."""
     found = []
-    for proc in (root or psutil.Process()).children(recursive=True):
+    for proc in (root or psutil.Process()).children(recursive=recursive):
         try:
             if proc.status() != psutil.STATUS_ZOMBIE and match(proc):
                 found.append(proc)

@@ -111,20 +111,14 @@ def test_killed_nanny_interpreter_is_started_again_and_its_shards_retried(faults
 
     query = "[$(*~*~*~*~*~*~*~*~*~*~*)]"
     job = SubstructureJob(query=query)
+    close_all()  # this test's pool is the only one: other tests' pools have interpreters of their own
     list(faults_indexed.run(job, workers=2))  # the pool is up: time the run alone
     results, seconds = timed(faults_indexed.run(job, workers=2))
     expected = sorted_lines(results)
     assert expected == sorted(f"{c}\t{s}".encode() for c, s in substructure_truth(read_records(faults_indexed.directory), query))
 
-    def interpreters() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.Process().children():
-            try:
-                if proc.status() != psutil.STATUS_ZOMBIE and "dask spec" in " ".join(proc.cmdline()):
-                    found.append(proc)
-            except psutil.Error:
-                pass
-        return found
+    def interpreters() -> list[psutil.Process]:  # children only: a forked worker has the same command line
+        return descendants(lambda proc: "dask spec" in " ".join(proc.cmdline()), recursive=False)
 
     def whole() -> bool:
         """One live interpreter, and two workers forked by it (not the killed one's, still listed)."""
