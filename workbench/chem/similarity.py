@@ -30,6 +30,7 @@ from workbench.storage.index import FP_BITS, FP_BYTES, NO_MORGAN
 #: Bounds tried in turn for the K nearest.
 _RINGS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
 _CHUNK = 65_536  # fingerprints per kernel step: the uint8 temporaries stay in L2
+_TRANSPOSE_ROWS = 256  # fingerprints per step of morgan_layout's transpose (64 kB)
 
 
 def morgan_layout(raw: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -40,7 +41,10 @@ def morgan_layout(raw: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.nd
     counts = popcounts(words(np.ascontiguousarray(raw), n)) if n else np.zeros(0, np.int32)
     counts = np.where(valid, counts, NO_MORGAN)
     order = np.argsort(counts, kind="stable")
-    columns = np.ascontiguousarray(raw[order].T) if n else np.zeros((FP_BYTES, 0), np.uint8)
+    columns = np.empty((FP_BYTES, n), np.uint8)
+    for start in range(0, n, _TRANSPOSE_ROWS):  # a block at a time: a whole-array byte transpose misses the cache per byte
+        block = order[start:start + _TRANSPOSE_ROWS]
+        columns[:, start:start + len(block)] = raw[block].T
     return order.astype(np.uint32), counts[order].astype(np.uint16), columns
 
 
