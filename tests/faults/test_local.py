@@ -146,6 +146,38 @@ def test_killed_nanny_interpreter_is_started_again_and_its_shards_retried(faults
     assert not interpreters() and not descendants(is_dask_worker)
 
 
+@pytest.mark.timeout(240)
+def test_an_interpreter_that_cannot_start_again_fails_the_run_instead_of_waiting(faults_indexed, monkeypatch):
+    """The pool's interpreter killed mid-run, and every one started after it failing (a preload
+    module that does not exist, read by new interpreters only): the shards it ran are retried, wait
+    ``WORKBENCH_POOL_START_TIMEOUT`` with no worker, and the run ends with a ``JobError`` naming a
+    shard and why, instead of waiting for ever; closing the pool leaves nothing running."""
+    from workbench.backends import close_all
+
+    close_all()
+    monkeypatch.setenv("WORKBENCH_POOL_START_TIMEOUT", "5")  # read when the pool starts
+    job = SubstructureJob(query="[$(*~*~*~*~*~*~*~*~*~*~*)]")
+    list(faults_indexed.run(job, workers=2))  # the pool is up, with the 5 s timeout
+
+    def interpreters() -> list[psutil.Process]:
+        return descendants(lambda proc: "dask spec" in " ".join(proc.cmdline()), recursive=False)
+
+    results = 0
+    with pytest.raises(JobError, match=r"shard \S+ failed: no worker process ran for 5 s") as failure:
+        for _ in faults_indexed.run(job, workers=2):
+            if not results:  # shards still to run: break the interpreters to come, kill this one
+                monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PRELOAD", '["workbench_no_such_module"]')
+                killed = interpreters()
+                assert len(killed) == 1
+                killed[0].kill()
+                started = time.monotonic()
+            results += 1
+    assert results < len(faults_indexed.manifest.shards), "the run ended before the kill took effect"
+    assert 5 <= time.monotonic() - started < 120, failure.value
+    close_all()
+    assert wait_until(lambda: not interpreters() and not descendants(is_dask_worker), timeout=30)
+
+
 def test_without_retries_a_killed_grep_fails_the_run_naming_its_shard(faults_dataset):
     import random
 

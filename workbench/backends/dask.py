@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.backends.base import Backend
-from workbench.backends.retry import Attempts, Failed, RetryPolicy, ShardFailure, Tries, attempt_shard, lost_worker
+from workbench.backends.retry import Attempts, Failed, RetryPolicy, ShardFailure, Tries, attempt_shard, lost_worker, no_worker
 from workbench.errors import BackendError, TransientError, WorkbenchError
 from workbench.jobs.base import Job, ShardResult, ShardTask
 
@@ -67,13 +67,18 @@ def stream_futures(client: "Client", job: Job, placed: Sequence[Placed], policy:
 
 
 def _outcome(future: "Future") -> ShardResult | Failed:
-    """A finished future's result, or its failure (a lost worker or a cancelled task is transient)."""
-    if future.status == "error":
-        exc = future.exception()
-        return lost_worker(exc) or Failed(exc)
-    if future.status == "cancelled":
-        return Failed(TransientError("the task was cancelled (its worker was lost?)"))
-    return future.result()
+    """A finished future's result, or its failure (a lost worker or a cancelled task is transient;
+    no worker at all for the scheduler's ``no-workers-timeout`` is final)."""
+    from concurrent.futures import CancelledError
+
+    try:  # not only "error": a finished task whose worker died is computed again ("lost"), and may fail then
+        if future.status != "cancelled":
+            return future.result()
+    except CancelledError:  # (Dask's FutureCancelledError)
+        pass
+    except Exception as exc:
+        return lost_worker(exc) or no_worker(exc) or Failed(exc)
+    return Failed(TransientError("the task was cancelled (its worker was lost?)"))
 
 
 def _elsewhere(tries: Tries, workers: list[str] | None) -> Placed:

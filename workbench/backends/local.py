@@ -28,6 +28,8 @@ from workbench.jobs.proc import kill_running
 from workbench.util.notebook import in_notebook
 
 if TYPE_CHECKING:
+    import logging
+
     from workbench.storage.manifest import Manifest
 
 #: Each Nanny forks its worker process rather than spawning a fresh interpreter that imports
@@ -37,12 +39,19 @@ FORK_WORKERS = {"DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD": "fork"}
 #: Arrow allocates from glibc's heap, which ``util.memory.release_freed_memory`` trims after each
 #: shard; its default mimalloc pool kept tens of MB per worker resident after many-hit queries.
 ARROW_SYSTEM_POOL = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
+#: Scheduler log lines about failures the run itself retries or reports.
+_REPORTED_BY_THE_RUN = ("workers died while trying to run it", "timed out waiting without any running workers")
 START_TIMEOUT = 120.0  # seconds the pool's worker processes have to start (``WORKBENCH_POOL_START_TIMEOUT``)
 
 
+def _not_reported_by_the_run(record: "logging.LogRecord") -> bool:
+    return not any(message in record.getMessage() for message in _REPORTED_BY_THE_RUN)
+
+
 def start_timeout() -> float:
-    """Seconds the pool's worker processes have to start and connect: ``WORKBENCH_POOL_START_TIMEOUT``
-    (a loaded board may need longer), else ``START_TIMEOUT``."""
+    """Seconds the pool's worker processes have to start and connect, and that a shard task waits
+    while none runs (they died and none came back): ``WORKBENCH_POOL_START_TIMEOUT`` (a loaded
+    board may need longer), else ``START_TIMEOUT``."""
     import os
 
     return float(os.environ.get("WORKBENCH_POOL_START_TIMEOUT", START_TIMEOUT))
@@ -107,15 +116,15 @@ class LocalBackend(Backend):
         if self._client is None:
             import logging
 
+            import dask
             from distributed import Client, Scheduler, SpecCluster
             from distributed.worker_memory import parse_memory_limit
 
             from workbench.backends.nanny_group import group_spec
 
             logging.getLogger("distributed").setLevel(logging.ERROR)  # no INFO chatter on our stderr
-            # a task whose worker died is the run's to retry (or report), not the scheduler's to log
-            logging.getLogger("distributed.scheduler").addFilter(
-                lambda record: "workers died while trying to run it" not in record.getMessage())
+            # a task whose worker died, or that found none, is the run's to retry or report, not the scheduler's to log
+            logging.getLogger("distributed.scheduler").addFilter(_not_reported_by_the_run)  # (added once)
             # one `dask spec` interpreter running a Nanny per worker (each restarts its worker process if
             # it dies), never an import of the caller's __main__; loopback only
             options = {"host": "127.0.0.1", "nthreads": 1, "silence_logs": logging.ERROR,
@@ -127,10 +136,13 @@ class LocalBackend(Backend):
             self._dashboard = in_notebook() and dashboard_available()
             scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
                                                        "dashboard": self._dashboard, "allowed_failures": 0}}
-            self._cluster = SpecCluster(scheduler=scheduler, workers=group_spec(self.workers, options, worker_environ()),
-                                        silence_logs=logging.ERROR, name="workbench-local")
-            self._client = Client(self._cluster, set_as_default=False)
             timeout = start_timeout()
+            # tasks that find no worker process for as long fail (NoWorkerError) rather than wait
+            # for ever: the pool's interpreter died and cannot start again
+            with dask.config.set({"distributed.scheduler.no-workers-timeout": f"{timeout}s"}):
+                self._cluster = SpecCluster(scheduler=scheduler, silence_logs=logging.ERROR, name="workbench-local",
+                                            workers=group_spec(self.workers, options, worker_environ()))
+            self._client = Client(self._cluster, set_as_default=False)
             try:
                 self._client.wait_for_workers(self.workers, timeout=timeout)
             except TimeoutError:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from workbench.errors import JobError, TransientError, WorkbenchError, transient
+from workbench.errors import BackendError, JobError, TransientError, WorkbenchError, transient
 from workbench.jobs.base import Job, ShardResult, ShardTask, node_name, run_shard, worker_name
 from workbench.util.scope import run_scoped
 
@@ -138,6 +138,15 @@ def attempt_shard(job: Job, task: ShardTask, timeout: float | None) -> ShardResu
         return run_scoped(lambda t: run_shard(job, t), task, timeout, interrupt=True)
     except Exception as exc:
         return Failed(exc, worker_name(), node_name())
+
+
+def no_worker(exc: BaseException) -> Failed | None:
+    """Dask's report of a task that waited its ``no-workers-timeout`` with no worker running, as a
+    final failure (the pool's processes died and none started again)."""
+    if type(exc).__name__ != "NoWorkerError":
+        return None
+    return Failed(BackendError(f"no worker process ran for {getattr(exc, 'timeout', '?'):g} s: they died and "
+                               "none started again (their errors are above)"))
 
 
 def lost_worker(exc: BaseException) -> Failed | None:
