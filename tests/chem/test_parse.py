@@ -24,10 +24,9 @@ NEED_THE_FULL_PARSE = ["C[C@H](C)C", "C/C=C/C", "CC/C=C/C", "[H]C([H])([H])[H]",
 
 
 def _pickle(mol):
-    if mol is None:
-        return None
-    mol.ClearComputedProps(includeRings=True)
-    return mol.ToBinary()
+    from workbench.chem.molecules import mol_to_pickle
+
+    return None if mol is None else mol_to_pickle(mol)
 
 
 def _signature(mol):

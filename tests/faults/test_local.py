@@ -102,6 +102,11 @@ def test_killed_pool_worker_processes_are_retried(request, source, query):
     assert not workers()
 
 
+def pool_interpreters() -> list[psutil.Process]:
+    """This process's `dask spec` interpreters (children only: a forked worker has the same command line)."""
+    return descendants(lambda proc: "dask spec" in " ".join(proc.cmdline()), recursive=False)
+
+
 def test_killed_nanny_interpreter_is_started_again_and_its_shards_retried(faults_indexed):
     """The pool's one `dask spec` interpreter (every Nanny) killed mid-run: its worker processes exit
     with it, it is started again, and the run retries the shards they were running: exact results,
@@ -117,12 +122,9 @@ def test_killed_nanny_interpreter_is_started_again_and_its_shards_retried(faults
     expected = sorted_lines(results)
     assert expected == sorted(f"{c}\t{s}".encode() for c, s in substructure_truth(read_records(faults_indexed.directory), query))
 
-    def interpreters() -> list[psutil.Process]:  # children only: a forked worker has the same command line
-        return descendants(lambda proc: "dask spec" in " ".join(proc.cmdline()), recursive=False)
-
     def whole() -> bool:
         """One live interpreter, and two workers forked by it (not the killed one's, still listed)."""
-        live = interpreters()
+        live = pool_interpreters()
         try:
             pids = get_backend("local", workers=2).client().run(os.getpid)
             return len(live) == 1 and len(pids) == 2 and all(psutil.Process(p).ppid() == live[0].pid
@@ -134,7 +136,7 @@ def test_killed_nanny_interpreter_is_started_again_and_its_shards_retried(faults
     for trial, rng in trial_rngs("local-nanny-interpreter", trials=3):
         # whole again: the interpreter was restarted (a kill as the run ended is restarted after it)
         assert wait_until(whole, timeout=60), f"trial {trial}: the pool is not whole again"
-        killer = Killer(rng, interpreters, psutil.Process.kill, window=(0.1, 0.6 * seconds))
+        killer = Killer(rng, pool_interpreters, psutil.Process.kill, window=(0.1, 0.6 * seconds))
         run = run_while_killing(killer, faults_indexed, job, expected, trial, workers=2)
         assert killer.killed, f"trial {trial}"
         retries += run.stats.retries
@@ -143,7 +145,7 @@ def test_killed_nanny_interpreter_is_started_again_and_its_shards_retried(faults
     client = get_backend("local", workers=2).client()
     assert all(is_dask_worker(psutil.Process(pid)) for pid in client.run(lambda: __import__("os").getpid()).values())
     close_all()
-    assert not interpreters() and not descendants(is_dask_worker)
+    assert not pool_interpreters() and not descendants(is_dask_worker)
 
 
 @pytest.mark.timeout(240)
@@ -159,15 +161,12 @@ def test_an_interpreter_that_cannot_start_again_fails_the_run_instead_of_waiting
     job = SubstructureJob(query="[$(*~*~*~*~*~*~*~*~*~*~*)]")
     list(faults_indexed.run(job, workers=2))  # the pool is up, with the 5 s timeout
 
-    def interpreters() -> list[psutil.Process]:
-        return descendants(lambda proc: "dask spec" in " ".join(proc.cmdline()), recursive=False)
-
     results = 0
     with pytest.raises(JobError, match=r"shard \S+ failed: no worker process ran for 5 s") as failure:
         for _ in faults_indexed.run(job, workers=2):
             if not results:  # shards still to run: break the interpreters to come, kill this one
                 monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PRELOAD", '["workbench_no_such_module"]')
-                killed = interpreters()
+                killed = pool_interpreters()
                 assert len(killed) == 1
                 killed[0].kill()
                 started = time.monotonic()
@@ -175,7 +174,7 @@ def test_an_interpreter_that_cannot_start_again_fails_the_run_instead_of_waiting
     assert results < len(faults_indexed.manifest.shards), "the run ended before the kill took effect"
     assert 5 <= time.monotonic() - started < 120, failure.value
     close_all()
-    assert wait_until(lambda: not interpreters() and not descendants(is_dask_worker), timeout=30)
+    assert wait_until(lambda: not pool_interpreters() and not descendants(is_dask_worker), timeout=30)
 
 
 def test_without_retries_a_killed_grep_fails_the_run_naming_its_shard(faults_dataset):

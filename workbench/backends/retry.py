@@ -145,8 +145,10 @@ def no_worker(exc: BaseException) -> Failed | None:
     final failure (the pool's processes died and none started again)."""
     if type(exc).__name__ != "NoWorkerError":
         return None
-    return Failed(BackendError(f"no worker process ran for {getattr(exc, 'timeout', '?'):g} s: they died and "
-                               "none started again (their errors are above)"))
+    timeout = getattr(exc, "timeout", None)
+    waited = f"{timeout:g} s" if isinstance(timeout, (int, float)) else "the no-workers timeout"
+    return Failed(BackendError(f"no worker process ran for {waited}: they died and none started again "
+                               "(their errors are above)"))
 
 
 def lost_worker(exc: BaseException) -> Failed | None:
