@@ -32,15 +32,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem, DataStructs, RDLogger
 
     from tests.chem.smarts_fuzz import generate
-    from workbench.chem.fingerprints import pattern_fp, screen, words
-    from workbench.chem.screening import molecule_pattern_fp, query_screen
+    from workbench.chem.fingerprints import screen, words
+    from workbench.chem.screening import molecule_graph, molecule_screen_fps, query_screen
+
+    def pattern_fp(mol: Chem.Mol) -> bytes:
+        return bytes.fromhex(DataStructs.BitVectToFPSText(Chem.PatternFingerprint(mol, 2048)))
 
     RDLogger.DisableLog("rdApp.*")
     mols = [m for m in (Chem.MolFromSmiles(s.decode()) for s in real_smiles(args.molecules)[: args.molecules]) if m]
-    ours = np.ascontiguousarray(words(b"".join(molecule_pattern_fp(m) for m in mols), len(mols)).T)
+    ours = np.ascontiguousarray(words(molecule_screen_fps([molecule_graph(m) for m in mols]).tobytes(), len(mols)).T)
     theirs = np.ascontiguousarray(words(b"".join(pattern_fp(m) for m in mols), len(mols)).T)
     queries = generate(mols, args.queries, seed=args.seed)
     totals = {"ours_false_negatives": 0, "rdkit_false_negatives": 0, "ours_queries_with_loss": 0,

@@ -12,14 +12,15 @@ def mols(nci_records):
 
 
 def test_words_hold_rdkit_bits(mols):
-    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
 
-    from workbench.chem import pattern_fp, words
+    from workbench.chem import morgan_fp, words
 
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
     for mol in mols[:50]:
-        fp = words(pattern_fp(mol))[0]
+        fp = words(morgan_fp(mol))[0]
         bits = {w * 64 + b for w in range(32) for b in range(64) if int(fp[w]) >> b & 1}
-        assert bits == set(Chem.PatternFingerprint(mol, 2048).GetOnBits())
+        assert bits == set(gen.GetFingerprint(mol).GetOnBits())
 
 
 def test_tanimoto_equals_bulk_tanimoto(mols):
@@ -49,12 +50,12 @@ def test_tanimoto_of_empty_fingerprints_is_zero_like_rdkit():
 def test_screen_keeps_every_match(mols):
     from rdkit import Chem
 
-    from workbench.chem import pattern_fp, screen, words
+    from workbench.chem import molecule_screen_fp, query_screen, screen, words
 
-    fps = words(b"".join(pattern_fp(m) for m in mols), len(mols))
+    fps = words(b"".join(molecule_screen_fp(m) for m in mols), len(mols))
     for smarts in ("c1ccncc1", "C(=O)N", "[#7]", "*"):
         query = Chem.MolFromSmarts(smarts)
-        kept = set(screen(np.ascontiguousarray(fps.T), words(pattern_fp(query))[0]).tolist())
+        kept = set(screen(np.ascontiguousarray(fps.T), query_screen(query)).tolist())
         matches = {i for i, m in enumerate(mols) if m.HasSubstructMatch(query)}
         assert matches <= kept
         assert smarts == "*" or len(kept) < len(mols)  # the screen really screens

@@ -28,6 +28,7 @@ def test_index_rows_match_rdkit(nci_indexed, nci_records):
     from rdkit import Chem, DataStructs
     from rdkit.Chem import rdFingerprintGenerator
 
+    from workbench.chem.screening import molecule_screen_fp
     from workbench.storage.index import index_rows
 
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
@@ -38,13 +39,12 @@ def test_index_rows_match_rdkit(nci_indexed, nci_records):
         record = by_cid[row["cid"]]
         assert row["smiles"] == record.smiles
         if record.mol is None:
-            assert row["mol"] is None and row["pattern"] == row["morgan"] == bytes(256)
+            assert row["mol"] is None and row["screen"] == row["morgan"] == bytes(256)
             continue
         assert Chem.MolToSmiles(Chem.Mol(row["mol"])) == Chem.MolToSmiles(record.mol)
-        for column, fp in (("pattern", Chem.PatternFingerprint(record.mol, 2048)),
-                           ("morgan", gen.GetFingerprint(record.mol))):
-            bits = {i for i in range(2048) if row[column][i // 8] >> (i % 8) & 1}
-            assert bits == set(fp.GetOnBits())
+        assert row["screen"] == molecule_screen_fp(record.mol)
+        bits = {i for i in range(2048) if row["morgan"][i // 8] >> (i % 8) & 1}
+        assert bits == set(gen.GetFingerprint(record.mol).GetOnBits())
     assert DataStructs  # the fingerprints above are RDKit's own ExplicitBitVects
 
 
@@ -55,7 +55,7 @@ def test_manifest_records_parameters_and_shards(nci_indexed):
     assert index["format"] == "workbench-chem-index" and index["version"] == 2
     assert index["rdkit"] == rdkit.__version__
     assert index["fingerprints"]["morgan"] == {"kind": "morgan", "radius": 2, "fpSize": 2048}
-    assert index["fingerprints"]["pattern"]["fpSize"] == 2048
+    assert index["fingerprints"]["screen"]["fpSize"] == 2048
     assert {name: e["sha256"] for name, e in index["shards"].items()} == \
         {s.name: s.sha256 for s in nci_indexed.manifest.shards}
     assert nci_indexed.info()["index"] == "complete"

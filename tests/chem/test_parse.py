@@ -30,10 +30,11 @@ def _pickle(mol):
 
 
 def _signature(mol):
-    """Pattern and Morgan fingerprints, then the pickle (None: rejected)."""
-    from workbench.chem.fingerprints import morgan_fp, pattern_fp
+    """Screen and Morgan fingerprints, then the pickle (None: rejected)."""
+    from workbench.chem.fingerprints import morgan_fp
+    from workbench.chem.screening import molecule_screen_fp
 
-    return None if mol is None else (pattern_fp(mol), morgan_fp(mol), _pickle(mol))
+    return None if mol is None else (molecule_screen_fp(mol), morgan_fp(mol), _pickle(mol))
 
 
 def _sanitised_only(text: str):

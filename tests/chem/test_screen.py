@@ -57,9 +57,9 @@ def molecules(smiles_texts):
 @pytest.fixture(scope="module")
 def screen_columns(molecules):
     from workbench.chem.fingerprints import words
-    from workbench.chem.screening import molecule_pattern_fp
+    from workbench.chem.screening import molecule_graph, molecule_screen_fps
 
-    fps = words(b"".join(molecule_pattern_fp(m) for m in molecules), len(molecules))
+    fps = words(molecule_screen_fps([molecule_graph(m) for m in molecules]).tobytes(), len(molecules))
     return np.ascontiguousarray(fps.T)
 
 
@@ -102,9 +102,12 @@ def test_queries_rdkit_pattern_fingerprint_gets_wrong(molecules, screen_columns,
 
 def test_rdkit_own_fingerprint_would_drop_matches(molecules):
     """Why the screen is built from the query graph: ``PatternFingerprint(query)`` loses hits."""
-    from rdkit import Chem
+    from rdkit import Chem, DataStructs
 
-    from workbench.chem.fingerprints import pattern_fp, screen, words
+    from workbench.chem.fingerprints import screen, words
+
+    def pattern_fp(mol):
+        return bytes.fromhex(DataStructs.BitVectToFPSText(Chem.PatternFingerprint(mol, 2048)))
 
     query = Chem.MolFromSmarts("[R0;C]")
     fps = words(b"".join(pattern_fp(m) for m in molecules[:500]), 500)
@@ -126,11 +129,11 @@ def test_smiles_queries_lose_no_match(molecules, screen_columns):
 def test_molecules_with_query_features_are_never_screened_out():
     from rdkit import Chem
 
-    from workbench.chem.screening import ALL_BITS, molecule_pattern_fp, molecule_screenable
+    from workbench.chem.screening import ALL_BITS, molecule_screen_fp, molecule_screenable
 
     for smiles in ["C~C", "c1ccccc1~C", "C:C"]:  # query bond; aromatic bond between aliphatic atoms
         mol = Chem.MolFromSmiles(smiles)
-        assert not molecule_screenable(mol) and molecule_pattern_fp(mol) == ALL_BITS
+        assert not molecule_screenable(mol) and molecule_screen_fp(mol) == ALL_BITS
     assert molecule_screenable(Chem.MolFromSmiles("c1ccccc1CC"))
 
 

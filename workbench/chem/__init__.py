@@ -6,7 +6,6 @@ level, so import this package only where chemistry is actually needed.
 
 from workbench.chem.fingerprints import (
     morgan_fp,
-    pattern_fp,
     popcounts,
     screen,
     tanimoto,
@@ -14,9 +13,10 @@ from workbench.chem.fingerprints import (
 )
 from workbench.chem.molecules import mol_from_pickle, mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
 from workbench.chem.query import similarity_query, substructure_query
+from workbench.chem.screening import molecule_screen_fp, query_screen
 
 __all__ = [
-    "morgan_fp", "mol_from_pickle", "mol_to_pickle", "parse_smiles",
-    "pattern_fp", "popcounts", "quiet_rdkit", "read_shard_records", "screen", "similarity_query",
+    "molecule_screen_fp", "morgan_fp", "mol_from_pickle", "mol_to_pickle", "parse_smiles",
+    "popcounts", "query_screen", "quiet_rdkit", "read_shard_records", "screen", "similarity_query",
     "substructure_query", "tanimoto", "words",
 ]

@@ -1,5 +1,7 @@
 """Fingerprints as numpy ``uint64`` words, the substructure screen and vectorised Tanimoto.
 
+The screen fingerprint itself is made in ``workbench.chem.screen_fp``.
+
 A fingerprint of ``FP_BITS`` bits is ``FP_BYTES`` raw bytes (bit ``i`` is bit ``i % 8`` of byte
 ``i // 8``, as in the FPS format), viewed as ``FP_WORDS`` little-endian ``uint64`` words.
 """
@@ -18,11 +20,6 @@ _CHUNK = 16_384  # rows per vectorised step: keeps the working set in cache
 
 def _raw(bitvect: DataStructs.ExplicitBitVect) -> bytes:
     return bytes.fromhex(DataStructs.BitVectToFPSText(bitvect))
-
-
-def pattern_fp(mol: Chem.Mol) -> bytes:
-    """RDKit's substructure-screen (pattern) fingerprint, as raw bytes."""
-    return _raw(Chem.PatternFingerprint(mol, FP_BITS))
 
 
 def morgan_fp(mol: Chem.Mol) -> bytes:

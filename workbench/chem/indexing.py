@@ -12,7 +12,8 @@ import pyarrow as pa
 
 from workbench.chem.fingerprints import morgan_fp
 from workbench.chem.molecules import mol_to_pickle, parse_smiles, quiet_rdkit, read_shard_records
-from workbench.chem.screening import molecule_pattern_fp
+from workbench.chem.screen_fp import CHUNK, Graph
+from workbench.chem.screening import molecule_graph, molecule_screen_fps
 from workbench.chem.similarity import morgan_layout
 from workbench.storage.index import BATCH_ROWS, FP_BYTES, META_KEY, index_params, index_schema, partial_path, remove_stale_partials
 from workbench.storage.manifest import ShardInfo
@@ -46,25 +47,32 @@ def build_shard_index(shard_path: str, index_path: str, shard: ShardInfo) -> lis
 def index_batch(cids: list[int], smiles: list[str], schema: pa.Schema,
                 invalid: list[tuple[int, str]]) -> pa.RecordBatch:
     """One record batch: parse each SMILES, pickle it, fingerprint it (unparsable: appended to
-    ``invalid``, null pickle, zero fingerprints)."""
+    ``invalid``, null pickle, zero fingerprints). The screen fingerprints are made for the whole
+    batch at once, from each molecule's graph."""
     n = len(cids)
     pickles: list[bytes | None] = []
-    patterns, morgans = bytearray(), bytearray()
-    for cid, smi in zip(cids, smiles):
+    morgans = bytearray()
+    screens = np.zeros((n, FP_BYTES), dtype=np.uint8)  # unparsable rows: zero
+    pending: list[tuple[int, Graph | None]] = []  # screen graphs not yet fingerprinted (bounded memory)
+    for row, (cid, smi) in enumerate(zip(cids, smiles)):
         mol = parse_smiles(smi)
         if mol is None:
             invalid.append((cid, smi))
             pickles.append(None)
-            patterns += _EMPTY
             morgans += _EMPTY
             continue
-        patterns += molecule_pattern_fp(mol, smi)
+        pending.append((row, molecule_graph(mol, smi)))
         morgans += morgan_fp(mol)
-        pickles.append(mol_to_pickle(mol))  # last: it drops the rings the fingerprints use
-    pattern_words = np.frombuffer(patterns, dtype="<u8").reshape(n, -1).T
+        pickles.append(mol_to_pickle(mol))  # last: it drops the rings the Morgan fingerprint uses
+        if len(pending) == CHUNK:
+            screens[[r for r, _ in pending]] = molecule_screen_fps([g for _, g in pending])
+            pending.clear()
+    if pending:
+        screens[[r for r, _ in pending]] = molecule_screen_fps([g for _, g in pending])
+    screen_words = screens.view("<u8").T
     valid = np.array([p is not None for p in pickles], dtype=bool)
     rows, counts, morgan_columns = morgan_layout(np.frombuffer(morgans, dtype=np.uint8).reshape(n, FP_BYTES), valid)
     columns = [arrow_array(np.array(cids, dtype=np.int64)), string_array(smiles), binary_array(pickles),
-               *[arrow_array(w) for w in pattern_words],
+               *[arrow_array(w) for w in screen_words],
                arrow_array(rows), arrow_array(counts), *[arrow_array(c) for c in morgan_columns]]
     return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -126,7 +126,7 @@ class LoadedShard:
 
     # -- screen, match, records ----------------------------------------------------------------
     def screen(self, query_words: np.ndarray) -> np.ndarray:
-        """Shard rows (ascending) whose pattern fingerprint holds every bit of ``query_words``."""
+        """Shard rows (ascending) whose screen fingerprint holds every bit of ``query_words``."""
         from workbench.chem.fingerprints import screen
 
         parts = [b.offset + screen(b.pattern(), query_words) for b in self._batches]

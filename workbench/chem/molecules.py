@@ -39,6 +39,48 @@ def parse_smiles(smiles: str) -> Chem.Mol | None:
     return mol
 
 
+#: Text whose atoms ``Chem.MolFromSmiles`` may reorder or drop (hydrogen atoms, which it removes),
+#: or that holds more than the SMILES (a CXSMILES part, a name).
+_ATOMS_MAY_MOVE = re.compile(r"[|\s]|\[\d*H(?![a-z])")
+#: One atom of SMILES text: a whole bracket atom, or an organic-subset one.
+_ATOM_TOKEN = re.compile(r"\[[^\]]*\]|Br|Cl|[BCNOPSFIbcnops*]")
+_BRACKET_ELEMENT = re.compile(r"\[\d*([A-Z][a-z]?|[a-z][a-z]?|\*)")  # after the isotope
+_ELEMENTS: dict[str, int] = {}
+_MAX_REMEMBERED = 100_000  # distinct atom tokens kept (atom map numbers make bracket atoms unbounded)
+
+
+def atomic_numbers(mol: Chem.Mol, smiles: str | None = None) -> list[int]:
+    """The atomic number of each atom of ``mol``, in order. When ``smiles``, the text ``mol`` was
+    parsed from, keeps its atoms in place (``_ATOMS_MAY_MOVE``) they are read off the text, a
+    fifth of the time of asking RDKit atom by atom; the count is checked against ``mol``, and any
+    token that is not an element RDKit knows sends it to RDKit."""
+    if smiles is not None and not _ATOMS_MAY_MOVE.search(smiles):
+        tokens = _ATOM_TOKEN.findall(smiles)
+        numbers = [_ELEMENTS.get(token, -1) for token in tokens]
+        if -1 in numbers:
+            numbers = [_element(token) for token in tokens]
+        if len(numbers) == mol.GetNumAtoms() and -1 not in numbers:
+            return numbers
+    return [atom.GetAtomicNum() for atom in mol.GetAtoms()]
+
+
+def _element(token: str) -> int:
+    """Atomic number of an atom token (``Cl``, ``c``, ``[13CH3+]``, ``[se]``; -1: no element RDKit knows)."""
+    if token in _ELEMENTS:
+        return _ELEMENTS[token]
+    bracket = _BRACKET_ELEMENT.match(token)
+    symbol = bracket.group(1) if bracket else token
+    if token.startswith("[") and not bracket:
+        return -1
+    try:
+        number = 0 if symbol == "*" else Chem.GetPeriodicTable().GetAtomicNumber(symbol.capitalize())
+    except RuntimeError:
+        return -1
+    if len(_ELEMENTS) < _MAX_REMEMBERED:
+        _ELEMENTS[token] = number
+    return number
+
+
 def mol_to_pickle(mol: Chem.Mol) -> bytes:
     """RDKit's binary pickle of a sanitised molecule without its computed properties and ring
     information (search needs neither stored: ``mol_from_pickle`` and the library recompute rings

@@ -1,31 +1,27 @@
-"""The substructure screen without false negatives: which pattern-fingerprint bits a query may ask for.
+"""The substructure screen without false negatives: which screen-fingerprint bits a query may ask for.
 
-RDKit's pattern fingerprint hashes small generic subgraphs (paths, branches, rings, single atoms)
-by the atomic numbers and bond types they meet, plus bits counting how often each subgraph occurs.
-On a query molecule it skips subgraphs touching atoms or bonds it considers "complex", but it
-hashes the ``getAtomicNum()`` the SMARTS parser left on an atom, which for ``[R0;C]``,
-``[X4;#7]`` or ``[v6;S]`` is 0 rather than the element: molecules that match lack the bit, and a
-screen with ``Chem.PatternFingerprint(query)`` loses them.
+The screen fingerprint (``workbench.chem.screen_fp``) hashes small subgraphs of a molecule by
+atomic numbers, bond types and aromatic flags. A query is not fingerprinted as it is: a SMARTS
+atom such as ``[R0;C]``, ``[X4;#7]`` or ``[v6;S]`` leaves atomic number 0 on the RDKit atom, and
+RDKit's own ``PatternFingerprint(query)`` screen loses every molecule that matches it. The query is
+read into a *query graph* of what every match provably has:
 
-So the screen is not computed on the query itself but on a *screen graph* derived from it:
-
-- an atom whose query provably admits one element only (read from RDKit's own query tree,
-  ``DescribeQuery``: ``#7``, ``C``, ``[C;R0]``, ``[X4;#7]``, ``[N,n;H1]``…) becomes a plain atom
-  of that element; any other atom (``*``, ``[C,N]``, ``[!C]``, ``[$(…)]``, ``[R]``…) becomes a
-  null query atom, which the fingerprint skips;
-- a bond whose query admits one bond type only becomes a plain bond of that type, counting that
-  an aromatic bond never has an atom required to be aliphatic at either end; any other bond
-  (``~``, ``@``, ``-,=``, an implicit SMARTS bond between aromatic atoms…) becomes a null query
-  bond, skipped;
+- an atom whose query admits one element only (read from RDKit's own query tree,
+  ``DescribeQuery``: ``#7``, ``C``, ``[C;R0]``, ``[X4;#7]``, ``[N,n;H1]``…) keeps that element,
+  and its aromatic flag when the query fixes it; any other atom (``*``, ``[C,N]``, ``[!C]``,
+  ``[$(…)]``, ``[R]``…) is left out, with its bonds;
+- a bond whose query admits one bond type only keeps that type, counting that an aromatic bond
+  never has an atom required to be aliphatic at either end; any other bond (``~``, ``@``,
+  ``-,=``, an implicit SMARTS bond between aromatic atoms…) is kept untyped: every match has a
+  bond there, of some type;
 - only the first ``MAX_SCREEN_ATOMS`` atoms are kept and no atom gets more than
-  ``MAX_SCREEN_DEGREE`` bonds: a subgraph of the query is implied by every match too, and RDKit's
-  fingerprint code (recursive ring finding) crashes the process on queries of ~40,000 atoms.
+  ``MAX_SCREEN_DEGREE`` bonds: a subgraph of the query is implied by every match too.
 
-Every subgraph the fingerprint hashes in the screen graph then maps, through any match, onto one
-in the molecule with the same atomic numbers and bond types, and each is counted no more often
-— provided the molecule has no query features itself and its aromatic flags agree with its bond
-types. ``molecule_screenable`` checks that; molecules failing it get every bit set when indexed
-(``molecule_pattern_fp``), so every screen keeps them (a record written ``C~C``, for example).
+Every feature of the query graph then maps, through any match, onto one in the molecule with the
+same atomic numbers, bond types and aromatic flags, provided the molecule has no query features
+itself and its aromatic flags and bond types agree. ``molecule_graph`` checks that; molecules
+failing it get every bit set when indexed (``molecule_screen_fps``), so every screen keeps them
+(a record written ``C~C``, for example).
 """
 
 from __future__ import annotations
@@ -37,8 +33,10 @@ from functools import lru_cache
 import numpy as np
 from rdkit import Chem
 
-from workbench.chem.fingerprints import pattern_fp, words
-from workbench.storage.index import FP_BITS, FP_BYTES
+from workbench.chem.fingerprints import words
+from workbench.chem.molecules import atomic_numbers
+from workbench.chem.screen_fp import UNTYPED, Graph, fingerprints
+from workbench.storage.index import FP_BYTES
 
 MAX_SCREEN_ATOMS = 200
 MAX_SCREEN_DEGREE = 6
@@ -172,54 +170,50 @@ def bond_type(bond: Chem.Bond, aliphatic_end: bool) -> int | None:
     return next(iter(types)) if types is not None and len(types) == 1 else None
 
 
-# -- the screen graph -----------------------------------------------------------------------
-def screen_graph(query: Chem.Mol) -> Chem.Mol:
-    """The part of ``query`` the pattern fingerprint may hash, as plain and null-query atoms and bonds."""
-    graph = Chem.RWMol()
+# -- the query graph ------------------------------------------------------------------------
+def query_graph(query: Chem.Mol) -> Graph:
+    """What every match of ``query`` has, as a screen-fingerprint graph (see the module text)."""
     kept = min(query.GetNumAtoms(), MAX_SCREEN_ATOMS)
-    aliphatic = []
     atoms = [query.GetAtomWithIdx(i) for i in range(kept)]  # (iterating a huge query's bonds is quadratic)
-    for atom in atoms:
-        need = atom_need(atom)
-        aliphatic.append(need.aromatic is False)
-        if need.elements is not None and len(need.elements) == 1:
-            graph.AddAtom(Chem.Atom(next(iter(need.elements))))
-        else:
-            graph.AddAtom(Chem.AtomFromSmarts("*"))
+    needs = [atom_need(atom) for atom in atoms]
+    elements = [next(iter(need.elements)) if need.elements is not None and len(need.elements) == 1 else -1
+                for need in needs]
+    aromatic = [-1 if need.aromatic is None else int(need.aromatic) for need in needs]
+    bonds = np.zeros((kept, kept))
     degree = [0] * kept
-    bonds = sorted({b.GetIdx(): b for atom in atoms for b in atom.GetBonds()}.items())
-    for _, bond in bonds:
+    for _, bond in sorted({b.GetIdx(): b for atom in atoms for b in atom.GetBonds()}.items()):
         i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         if i >= kept or j >= kept or degree[i] >= MAX_SCREEN_DEGREE or degree[j] >= MAX_SCREEN_DEGREE:
             continue
         degree[i] += 1
         degree[j] += 1
-        kind = bond_type(bond, aliphatic[i] or aliphatic[j])
-        index = graph.AddBond(i, j, Chem.BondType.values[kind] if kind is not None else Chem.BondType.SINGLE) - 1
-        if kind is None:
-            graph.ReplaceBond(index, Chem.BondFromSmarts("~"))
-        else:
-            graph.GetBondWithIdx(index).SetIsAromatic(kind == _AROMATIC)
-    mol = graph.GetMol()
-    mol.UpdatePropertyCache(strict=False)
-    Chem.FastFindRings(mol)
-    return mol
+        kind = bond_type(bond, needs[i].aromatic is False or needs[j].aromatic is False)
+        bonds[i, j] = bonds[j, i] = UNTYPED if kind is None else _bond_order(kind)
+    return Graph(elements, aromatic, bonds)
+
+
+@lru_cache(maxsize=None)
+def _bond_order(kind: int) -> float:
+    """``GetBondTypeAsDouble`` of a bond type, as the molecule side's bond matrix holds it."""
+    mol = Chem.RWMol()
+    mol.AddAtom(Chem.Atom(6))
+    mol.AddAtom(Chem.Atom(6))
+    mol.AddBond(0, 1, Chem.BondType.values[kind])
+    return mol.GetBondWithIdx(0).GetBondTypeAsDouble()
 
 
 @lru_cache(maxsize=64)  # by molecule object: ``substructure_query`` returns the same one per text
 def query_screen(query: Chem.Mol) -> np.ndarray:
     """Fingerprint words every molecule matching ``query`` has set (all zero: no screen)."""
-    if query.GetNumAtoms() == 0:
-        result = np.zeros(FP_BITS // 64, dtype=np.uint64)
-    else:
-        result = words(pattern_fp(screen_graph(query)))[0]
+    fps, _ = fingerprints([query_graph(query)])  # cut off: a part of the features, still sound
+    result = words(fps.tobytes())[0].copy()
     result.flags.writeable = False
     return result
 
 
 # -- the molecule side ----------------------------------------------------------------------
 def molecule_screenable(mol: Chem.Mol, smiles: str | None = None) -> bool:
-    """True when the pattern fingerprint of ``mol`` holds every bit a screen graph may ask for:
+    """True when the screen fingerprint of ``mol`` holds every bit a query graph may ask for:
     no query atoms or bonds, no UNSPECIFIED bonds (they match any plain query bond), aromatic flags
     that agree with bond types, aromatic bonds between aromatic atoms only (``C:C`` has one).
 
@@ -250,7 +244,38 @@ _AROMATIC_TYPE = Chem.BondType.AROMATIC
 _AROMATIC_BOND_TO_ALIPHATIC = Chem.MolFromSmarts("[A]:*")
 
 
-def molecule_pattern_fp(mol: Chem.Mol, smiles: str | None = None) -> bytes:
-    """The indexed pattern fingerprint: RDKit's, or every bit set when ``mol`` (parsed from
-    ``smiles``, if given) is not screenable."""
-    return pattern_fp(mol) if molecule_screenable(mol, smiles) else ALL_BITS
+MAX_GRAPH_ATOMS = 256  # larger molecules (rare) are not screened: their bond matrix grows as n²
+
+
+def molecule_graph(mol: Chem.Mol, smiles: str | None = None) -> Graph | None:
+    """Sanitised ``mol`` (parsed from ``smiles``, if given) as a screen-fingerprint graph, or None
+    when it cannot be screened: ``molecule_screenable`` fails, it has more than ``MAX_GRAPH_ATOMS``
+    atoms or a bond of order 0 (unspecified, ionic, zero…).
+
+    The fingerprint reads an atom's aromatic flag off its bonds: sanitisation kekulizes (clearing
+    every aromatic flag), then marks each aromatic ring's atoms and bonds together, so an atom is
+    aromatic exactly when it has an aromatic bond (``tests/chem/test_screen.py`` checks it over
+    every test molecule). ``mol.GetAromaticAtoms()`` would tell too, but leaks memory on every call."""
+    if mol.GetNumAtoms() > MAX_GRAPH_ATOMS or not molecule_screenable(mol, smiles):
+        return None
+    bonds = Chem.GetAdjacencyMatrix(mol, useBO=True)
+    if np.count_nonzero(bonds) != 2 * mol.GetNumBonds():
+        return None
+    return Graph(atomic_numbers(mol, smiles), None, bonds)
+
+
+def molecule_screen_fp(mol: Chem.Mol, smiles: str | None = None) -> bytes:
+    """One molecule's indexed screen fingerprint, as raw bytes (``molecule_screen_fps``)."""
+    return molecule_screen_fps([molecule_graph(mol, smiles)])[0].tobytes()
+
+
+def molecule_screen_fps(graphs: list[Graph | None]) -> np.ndarray:
+    """``(n, FP_BYTES)`` indexed screen fingerprints: every bit set where ``graphs`` holds None or
+    the fingerprint was cut off, so every screen keeps those molecules."""
+    out = np.full((len(graphs), FP_BYTES), 0xFF, dtype=np.uint8)
+    rows = [i for i, graph in enumerate(graphs) if graph is not None]
+    if rows:
+        fps, cut = fingerprints([graphs[i] for i in rows])
+        fps[cut] = 0xFF
+        out[rows] = fps
+    return out

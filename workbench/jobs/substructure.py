@@ -1,7 +1,7 @@
 """``SubstructureJob``: records whose molecule has a substructure match for a SMARTS/SMILES query.
 
 Exactly ``Chem.MolFromSmiles(smiles).HasSubstructMatch(query)`` with RDKit's defaults. With an
-index: screen with the pattern fingerprint (numpy over the memory-mapped uint64 words), then match
+index: screen with the screen fingerprint (``chem.screen_fp``; numpy over the memory-mapped uint64 words), then match
 the survivors on molecules unpickled from the index (a few kept decoded in the worker between
 queries). Without
 one: parse the shard's SMILES.

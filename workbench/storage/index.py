@@ -10,8 +10,8 @@ in shard order; each batch holds, one row per shard line:
 cid               int64                        the record's CID
 smiles            string                       the SMILES as stored in the shard
 mol               binary (null: unparsable)    RDKit binary pickle of ``Chem.MolFromSmiles``
-p00 … p31         uint64                       pattern fingerprint (2048 bits), word ``j`` of
-                                               every row: the screen's transposed layout
+p00 … p31         uint64                       screen fingerprint (2048 bits, ``chem.screen_fp``),
+                                               word ``j`` of every row: the screen's layout
 morgan_row        uint32                       Morgan (radius 2, 2048 bits) in popcount order:
 morgan_count      uint16                       position ``k`` holds batch row ``morgan_row[k]``,
 m000 … m255       uint8                        its popcount (ascending; unparsable rows last,
@@ -58,7 +58,8 @@ NO_MORGAN = FP_BITS + 1  # ``morgan_count`` of an unparsable row: sorts after ev
 #: The fingerprints the index holds; an index built with other values is refused.
 FINGERPRINTS = {
     # "unscreenable": molecules with query features get every bit (workbench.chem.screening)
-    "pattern": {"kind": "rdkit-pattern", "fpSize": FP_BITS, "unscreenable": "all-bits"},
+    "screen": {"kind": "workbench-subgraphs", "version": 1, "path_bonds": 5, "fpSize": FP_BITS,
+               "unscreenable": "all-bits"},
     "morgan": {"kind": "morgan", "radius": 2, "fpSize": FP_BITS},
 }
 
@@ -125,16 +126,16 @@ def index_rows(index_path: str) -> "pa.Table":
     parts = []
     for batch in open_index(index_path).read_all().to_batches():
         n = batch.num_rows
-        pattern = np.stack([numpy_view(batch.column(c)) for c in PATTERN_COLUMNS], axis=1).astype("<u8")
+        screen = np.stack([numpy_view(batch.column(c)) for c in PATTERN_COLUMNS], axis=1).astype("<u8")
         morgan = np.empty((n, FP_BYTES), dtype=np.uint8)
         morgan[numpy_view(batch.column("morgan_row"))] = np.stack([numpy_view(batch.column(c)) for c in MORGAN_COLUMNS], axis=1)
         fixed = pa.binary(FP_BYTES)
         parts.append(pa.table({
             "cid": batch.column("cid"), "smiles": batch.column("smiles"), "mol": batch.column("mol"),
-            "pattern": pa.FixedSizeBinaryArray.from_buffers(fixed, n, [None, pa.py_buffer(pattern.tobytes())]),
+            "screen": pa.FixedSizeBinaryArray.from_buffers(fixed, n, [None, pa.py_buffer(screen.tobytes())]),
             "morgan": pa.FixedSizeBinaryArray.from_buffers(fixed, n, [None, pa.py_buffer(morgan.tobytes())])}))
     schema = pa.schema([("cid", pa.int64()), ("smiles", pa.string()), ("mol", pa.binary()),
-                        ("pattern", pa.binary(FP_BYTES)), ("morgan", pa.binary(FP_BYTES))])
+                        ("screen", pa.binary(FP_BYTES)), ("morgan", pa.binary(FP_BYTES))])
     return pa.concat_tables(parts) if parts else pa.Table.from_batches([], schema=schema)
 
 
