@@ -169,11 +169,17 @@ def _similarity_job(smiles: str, threshold: float | None, top: int | None) -> Jo
 
 
 def index_state(dataset: Dataset) -> str:
-    """'none', 'complete' or 'partial (k/n shards)' for the chemistry index."""
+    """'none', 'complete', 'partial (k/n shards)' or 'unusable (why): re-run `workbench index`' for
+    the chemistry index (unusable: built with another RDKit release, format or fingerprints)."""
+    from workbench.storage.index import incompatibility
+
     shards = dataset.manifest.shards
     built = sum(bool(s.index_sha256) and (dataset.directory / s.index_path).exists() for s in shards)
     if not dataset.manifest.index or built == 0:
         return "none"
+    reason = incompatibility(dataset.manifest.index)
+    if reason is not None:
+        return f"unusable ({reason}): re-run `workbench index`"
     return "complete" if built == len(shards) else f"partial ({built}/{len(shards)} shards)"
 
 

@@ -133,6 +133,7 @@ def _record_index_param(ds, field, value) -> None:
                                           ("fingerprints", {"morgan": {"radius": 3}})])
 def test_incompatible_index_is_refused(indexed, field, value):
     _record_index_param(indexed, field, value)
+    assert indexed.info()["index"].startswith("unusable (") and indexed.info()["index"].endswith("re-run `workbench index`")
     for search in (lambda: indexed.substructure("c1ccccc1"), lambda: indexed.similar("c1ccccc1")):
         with pytest.raises(ChemIndexError, match=r"re-run `workbench index`"):
             search()

@@ -82,8 +82,17 @@ def incompatibility(recorded: dict[str, Any] | None) -> str | None:
     if _release(recorded.get("rdkit")) != _release(want["rdkit"]):
         return f"the index was built with RDKit {recorded.get('rdkit')}, this is RDKit {want['rdkit']}"
     if recorded.get("fingerprints") != want["fingerprints"]:
-        return f"the index fingerprints {recorded.get('fingerprints')} differ from {want['fingerprints']}"
+        return (f"the index was built with the fingerprints {_kinds(recorded.get('fingerprints'))}; "
+                f"this workbench reads {_kinds(want['fingerprints'])}")
     return None
+
+
+def _kinds(fingerprints: Any) -> str:
+    """Fingerprint parameters in a few words: ``screen (workbench-subgraphs version 1 …), morgan (…)``."""
+    if not isinstance(fingerprints, dict) or not fingerprints:
+        return "(none)"
+    return ", ".join(f"{name} ({' '.join(str(v) if k == 'kind' else f'{k} {v}' for k, v in params.items())})"
+                     if isinstance(params, dict) else str(name) for name, params in fingerprints.items())
 
 
 def _release(version: Any) -> str:
