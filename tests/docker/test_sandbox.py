@@ -68,8 +68,11 @@ def test_killed_worker_without_retries_fails_the_run_and_leaves_nothing(slow_dat
 
 def interrupted_cli_run(dataset, client, sig: int, existing: frozenset[str]) -> tuple[int, bytes]:
     """Start `workbench grep --backend docker`, send ``sig`` once both workers run; (exit status, stderr)."""
+    # as from a terminal: SIGINT at its default, whatever this process inherited (an ignored SIGINT is
+    # inherited across exec, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "grep", SLOW_PATTERN, "-d", str(dataset.directory),
-                             "--backend", "docker", "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--backend", "docker", "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while len(running_containers(client, existing)) < 2 and time.monotonic() < deadline and proc.poll() is None:
