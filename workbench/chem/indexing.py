@@ -54,6 +54,11 @@ def index_batch(cids: list[int], smiles: list[str], schema: pa.Schema,
     morgans = bytearray()
     screens = np.zeros((n, FP_BYTES), dtype=np.uint8)  # unparsable rows: zero
     pending: list[tuple[int, Graph | None]] = []  # screen graphs not yet fingerprinted (bounded memory)
+
+    def fingerprint_pending() -> None:
+        screens[[r for r, _ in pending]] = molecule_screen_fps([g for _, g in pending])
+        pending.clear()
+
     for row, (cid, smi) in enumerate(zip(cids, smiles)):
         mol = parse_smiles(smi)
         if mol is None:
@@ -65,10 +70,9 @@ def index_batch(cids: list[int], smiles: list[str], schema: pa.Schema,
         morgans += morgan_fp(mol)
         pickles.append(mol_to_pickle(mol))  # last: it drops the rings the Morgan fingerprint uses
         if len(pending) == CHUNK:
-            screens[[r for r, _ in pending]] = molecule_screen_fps([g for _, g in pending])
-            pending.clear()
+            fingerprint_pending()
     if pending:
-        screens[[r for r, _ in pending]] = molecule_screen_fps([g for _, g in pending])
+        fingerprint_pending()
     screen_words = screens.view("<u8").T
     valid = np.array([p is not None for p in pickles], dtype=bool)
     rows, counts, morgan_columns = morgan_layout(np.frombuffer(morgans, dtype=np.uint8).reshape(n, FP_BYTES), valid)

@@ -254,7 +254,7 @@ def molecule_graph(mol: Chem.Mol, smiles: str | None = None) -> Graph | None:
 
     The fingerprint reads an atom's aromatic flag off its bonds: sanitisation kekulizes (clearing
     every aromatic flag), then marks each aromatic ring's atoms and bonds together, so an atom is
-    aromatic exactly when it has an aromatic bond (``tests/chem/test_screen.py`` checks it over
+    aromatic exactly when it has an aromatic bond (``tests/chem/test_screen_fp.py`` checks it over
     every test molecule). ``mol.GetAromaticAtoms()`` would tell too, but leaks memory on every call."""
     if mol.GetNumAtoms() > MAX_GRAPH_ATOMS or not molecule_screenable(mol, smiles):
         return None
